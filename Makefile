@@ -1,0 +1,41 @@
+# The one task runner: people, CI (.ci/run) and pre-commit all go through these targets.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYTHON  := $(BIN)/python
+STAMP   := $(VENV)/.installed
+MODEL_DIR ?= $(shell $(PYTHON) -c 'from codegen_lsp.modelpkg.locate import default_model_dir; print(default_model_dir())' 2>/dev/null)
+
+.PHONY: install model run test lint typecheck bench clean-model
+
+$(PYTHON):
+	$(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+
+# torch is pinned first so that nothing resolves an unpinned (CUDA) torch later.
+$(STAMP): pyproject.toml | $(PYTHON)
+	$(PYTHON) -m pip install -q torch==2.13.0
+	$(PYTHON) -m pip install -q -e '.[export,dev]'
+	# onnxruntime-genai's wheel requires the CPU `onnxruntime`, which would clobber onnxruntime-gpu's
+	# module; its model builder and runtime work against either, so install it without dependencies.
+	$(PYTHON) -m pip install -q --no-deps onnxruntime-genai==0.18.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+model: install
+	$(PYTHON) -m export default-model
+
+run: model
+	$(BIN)/codegen-lsp generate examples/ --candidates 2
+
+lint: install
+	$(BIN)/ruff check codegen_lsp export models tests
+	$(BIN)/mypy codegen_lsp
+
+test: install lint
+	$(PYTHON) -m export default-model
+	$(BIN)/pytest -q
+
+bench: model
+	$(BIN)/codegen-lsp bench
