@@ -1,0 +1,98 @@
+"""`codegen-lsp` command line: serve, generate, bench, check."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="codegen-lsp", description="Local Python body generation over LSP.")
+    p.add_argument("--version", action="version", version=f"codegen-lsp {__version__}")
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--log-file", help="log here instead of stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run the language server (stdio unless --tcp)")
+    s.add_argument("--tcp", metavar="HOST:PORT", help="listen on TCP for debugging")
+    s.add_argument("--stdio", action="store_true", help="stdio transport (the default; accepted for clients)")
+
+    g = sub.add_parser("generate", help="fill stubbed functions in files or directories")
+    g.add_argument("paths", nargs="+", metavar="PATH")
+    g.add_argument("--function", action="append", help="only this function (name or Class.method); repeatable")
+    mode = g.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write bodies into the files (atomically)")
+    mode.add_argument("--json", action="store_true", help="print one JSON object per site")
+    mode.add_argument("--dry-run", action="store_true", help="list sites without loading a model")
+    g.add_argument("--candidates", type=int, default=1, help="bodies to sample per site (best one is used)")
+    g.add_argument("--max-tokens", type=int, default=160)
+    g.add_argument("--temperature", type=float, default=0.2)
+    g.add_argument("--model", help="model package directory (default: the embedded default model)")
+    g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    b = sub.add_parser("bench", help="print engine speed figures with baselines")
+    b.add_argument("--model", help="model package directory")
+    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--new-tokens", type=int, default=128)
+    b.add_argument("--no-baselines", action="store_true", help="skip onnxruntime-genai/PyTorch/llama.cpp")
+
+    c = sub.add_parser("check", help="verify a model package (sizes and hashes) and print its manifest summary")
+    c.add_argument("--model", help="model package directory")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .features.log import setup_logging
+
+    setup_logging(args.log_level, args.log_file)
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "generate":
+        from .generate_cmd import run_generate
+
+        return run_generate(args)
+    if args.command == "bench":
+        from .engine.bench import run_bench
+
+        run_bench(args.model, device=args.device, new_tokens=args.new_tokens, baselines=not args.no_baselines)
+        return 0
+    if args.command == "check":
+        return _check(args)
+    return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .server import create_server
+
+    srv = create_server()
+    if args.tcp:
+        host, _, port = args.tcp.rpartition(":")
+        srv.start_tcp(host or "127.0.0.1", int(port))
+    else:
+        srv.start_io()
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .modelpkg import ModelPackageError, load_package, resolve_model_dir
+
+    path = resolve_model_dir(args.model)
+    try:
+        pkg = load_package(path, verify_hashes=True)
+    except ModelPackageError as exc:
+        logging.getLogger("codegen_lsp").error("%s", exc)
+        return 1
+    m = pkg.manifest
+    out = sys.stdout
+    out.write(f"{path}: {m.name} ({m.kind}, {m.architecture}), {m.num_layers} layers, vocab {m.vocab_size}\n")
+    for v in m.variants:
+        out.write(f"  {v.name}: {v.provider} {v.dtype} {v.quantization.method} validation={v.validation.get('status')}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""User settings: typed, documented, camelCase on the wire, invalid values fall back with a warning."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from typing import Any, get_type_hints
+
+_DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class Settings:
+    """Settings accepted in ``initializationOptions`` and ``workspace/didChangeConfiguration``
+    (under the ``codegenLsp`` section or at the top level)."""
+
+    model_path: str | None = None
+    """Model package directory; default: ``$CODEGEN_LSP_MODEL`` or the per-user data dir."""
+    device: str = "auto"
+    """``auto`` (CUDA when it loads, else CPU), ``cpu`` or ``cuda``."""
+    candidates: int = 3
+    """How many bodies to sample per site (1..8); completions and inline items show the valid ones."""
+    max_tokens: int = 160
+    """Most tokens to generate for one body (8..1024)."""
+    temperature: float = 0.2
+    """0 = greedy for the first candidate only; others are always sampled at this temperature."""
+    top_p: float = 0.95
+    """Nucleus sampling mass (0 < top_p <= 1)."""
+    time_budget_ms: int = 4000
+    """Stop decoding after this long and offer what parses so far (100..60000)."""
+    enable_completion: bool = True
+    """Offer a "generate body" item in textDocument/completion."""
+    enable_inline: bool = True
+    """Answer textDocument/inlineCompletion with ghost-text bodies."""
+    enable_code_actions: bool = True
+    """Offer "Generate body" code actions on stubs."""
+    log_level: str = "info"
+    """Server log level: debug, info, warning, error."""
+
+    def validated(self) -> tuple[Settings, list[str]]:
+        """Return a copy with out-of-range values replaced by defaults, and one warning per fix."""
+        d = Settings()
+        out = dataclasses.replace(self)
+        warnings: list[str] = []
+
+        def fix(name: str, ok: bool) -> None:
+            if not ok:
+                warnings.append(f"setting {_camel(name)}={getattr(out, name)!r} is invalid; using {getattr(d, name)!r}")
+                setattr(out, name, getattr(d, name))
+
+        fix("device", out.device in _DEVICES)
+        fix("candidates", 1 <= out.candidates <= 8)
+        fix("max_tokens", 8 <= out.max_tokens <= 1024)
+        fix("temperature", 0.0 <= out.temperature <= 2.0)
+        fix("top_p", 0.0 < out.top_p <= 1.0)
+        fix("time_budget_ms", 100 <= out.time_budget_ms <= 60000)
+        fix("log_level", out.log_level.lower() in ("debug", "info", "warning", "error"))
+        return out, warnings
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Merge a client's settings object over ``base``. Unknown keys and wrong types produce warnings,
+    never exceptions. Accepts ``{"codegenLsp": {...}}`` or the bare object."""
+    settings = dataclasses.replace(base) if base else Settings()
+    warnings: list[str] = []
+    if raw is None:
+        return settings.validated()
+    if not isinstance(raw, dict):
+        return settings, [f"settings must be an object, got {type(raw).__name__}; ignored"]
+    if isinstance(raw.get("codegenLsp"), dict):
+        raw = raw["codegenLsp"]
+    hints = get_type_hints(Settings)
+    for key, value in raw.items():
+        name = _snake(key)
+        if name not in hints:
+            warnings.append(f"unknown setting {key!r} ignored")
+            continue
+        want = hints[name]
+        coerced = _coerce(want, value)
+        if coerced is _BAD:
+            warnings.append(f"setting {key}={value!r} has the wrong type; keeping {getattr(settings, name)!r}")
+            continue
+        setattr(settings, name, coerced)
+    fixed, more = settings.validated()
+    return fixed, warnings + more
+
+
+_BAD = object()
+
+
+def _coerce(want: Any, value: Any) -> Any:
+    if value is None:
+        return None if "None" in str(want) else _BAD
+    if want is bool or want == "bool":
+        return value if isinstance(value, bool) else _BAD
+    if want is int:
+        if isinstance(value, bool):
+            return _BAD
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return _BAD
+    if want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return _BAD
+        return float(value)
+    # str and str | None
+    return value if isinstance(value, str) else _BAD
+
+
+SETTINGS_FIELDS = [f.name for f in dataclasses.fields(Settings)]

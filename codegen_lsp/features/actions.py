@@ -1,0 +1,141 @@
+""""Generate body" code actions (resolved lazily) and the matching workspace commands.
+
+Edits are computed for the document version the action was offered on; if the document changed
+before the edit is ready, the edit is dropped rather than applied to text it was not made for.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from ..analysis.sites import FunctionSite, find_sites, site_at
+from .edits import document_edit, text_edit
+
+if TYPE_CHECKING:
+    from ..server import CodegenServer
+
+log = logging.getLogger(__name__)
+
+KIND = "refactor.rewrite.codegen"
+TITLE_ONE = "Generate body of {name}"
+TITLE_ALL = "Generate bodies for all stubs in file ({n})"
+
+
+def _overlaps(site: FunctionSite, rng: types.Range) -> bool:
+    return site.def_line <= rng.end.line and rng.start.line <= site.replace_end[0]
+
+
+def actions_for_range(
+    ls: CodegenServer, params: types.CodeActionParams, sites: list[FunctionSite], version: int
+) -> list[types.CodeAction]:
+    uri = params.text_document.uri
+    if params.context.only and not any(KIND.startswith(k) or k.startswith(KIND) for k in params.context.only):
+        return []
+    out = []
+    for site in sites:
+        if _overlaps(site, params.range):
+            out.append(
+                types.CodeAction(
+                    title=TITLE_ONE.format(name=site.qualname),
+                    kind=KIND,
+                    data={"uri": uri, "version": version, "line": site.def_line, "all": False},
+                    command=_command(ls, uri, site.def_line),
+                )
+            )
+    if sites:
+        out.append(
+            types.CodeAction(
+                title=TITLE_ALL.format(n=len(sites)),
+                kind=KIND,
+                data={"uri": uri, "version": version, "line": -1, "all": True},
+            )
+        )
+    if _client_resolves_edit(ls):
+        for a in out:
+            a.command = None  # the edit arrives in codeAction/resolve
+    else:
+        for a in out:
+            a.command = types.Command(
+                title=a.title,
+                command="codegen-lsp.generateAllInFile" if a.data["all"] else "codegen-lsp.generateBody",
+                arguments=[uri] if a.data["all"] else [uri, a.data["line"], 0],
+            )
+            a.data = None
+    return out
+
+
+def _command(ls: CodegenServer, uri: str, line: int) -> types.Command:
+    return types.Command(title="Generate body", command="codegen-lsp.generateBody", arguments=[uri, line, 0])
+
+
+def _client_resolves_edit(ls: CodegenServer) -> bool:
+    caps = ls.client_capabilities.text_document
+    ca = caps.code_action if caps else None
+    rs = ca.resolve_support if ca else None
+    return bool(rs and "edit" in rs.properties)
+
+
+async def _edits(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> list[types.TextEdit]:
+    edits = []
+    for site in sites:
+        result = await ls.site_bodies(uri, site, n=None, supersede=False)
+        doc = ls.docs.get(uri)
+        if result is None or doc is None or not result.candidates:
+            continue
+        edits.append(text_edit(doc, site, result.candidates[0].body))
+    return edits
+
+
+def _sites(ls: CodegenServer, uri: str, line: int, all_sites: bool) -> list[FunctionSite]:
+    doc = ls.docs.get(uri)
+    if doc is None:
+        return []
+    if all_sites:
+        return find_sites(doc)
+    site = site_at(doc, line, 0) or next((s for s in find_sites(doc) if s.def_line == line), None)
+    return [site] if site else []
+
+
+def register(ls: CodegenServer, cmd_one: str, cmd_all: str) -> None:
+    @ls.feature(types.CODE_ACTION_RESOLVE)
+    async def resolve(action: types.CodeAction) -> types.CodeAction:
+        data: Any = action.data or {}
+        uri, version = data.get("uri"), data.get("version")
+        doc = ls.docs.get(uri) if uri else None
+        if doc is None or doc.version != version:
+            log.info("code action for %s is stale (document changed); no edit", uri)
+            return action
+        edits = await _edits(ls, uri, _sites(ls, uri, data.get("line", -1), bool(data.get("all"))))
+        doc = ls.docs.get(uri)
+        if edits and doc is not None and doc.version == version:
+            action.edit = document_edit(uri, version, edits)
+        return action
+
+    @ls.command(cmd_one)
+    async def generate_body(args: list[Any]) -> bool:
+        uri, line = str(args[0]), int(args[1])
+        return await _apply(ls, uri, _sites(ls, uri, line, False))
+
+    @ls.command(cmd_all)
+    async def generate_all(args: list[Any]) -> bool:
+        uri = str(args[0])
+        return await _apply(ls, uri, _sites(ls, uri, -1, True))
+
+
+async def _apply(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> bool:
+    doc = ls.docs.get(uri)
+    if doc is None or not sites:
+        return False
+    version = doc.version
+    edits = await _edits(ls, uri, sites)
+    doc = ls.docs.get(uri)
+    if not edits or doc is None or doc.version != version:
+        log.info("generated edit for %s dropped: document changed or nothing valid", uri)
+        return False
+    result = await ls.workspace_apply_edit_async(
+        types.ApplyWorkspaceEditParams(edit=document_edit(uri, version, edits), label="Generate body")
+    )
+    return bool(result and result.applied)

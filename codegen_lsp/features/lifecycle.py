@@ -1,0 +1,99 @@
+"""Initialize, settings, model loading with $/progress, and exit when the editor goes away."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+from lsprotocol import types
+
+from .log import ClientLogHandler
+
+if TYPE_CHECKING:
+    from ..server import CodegenServer
+
+log = logging.getLogger(__name__)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def watch_parent(pid: int | None, interval: float = 2.0) -> None:
+    """Exit when the editor process (processId from initialize, or our parent) has died, so an
+    editor crash never leaves a server (and a model in memory) behind."""
+    start_ppid = os.getppid()
+
+    def loop() -> None:
+        while True:
+            time.sleep(interval)
+            dead = (pid is not None and not _alive(pid)) or os.getppid() != start_ppid
+            if dead:
+                log.warning("editor process is gone; exiting")
+                os._exit(0)
+
+    threading.Thread(target=loop, name="parent-watchdog", daemon=True).start()
+
+
+def register(ls: CodegenServer) -> None:
+    @ls.feature(types.INITIALIZE)
+    def initialize(params: types.InitializeParams) -> None:
+        ls.apply_settings(params.initialization_options)
+        watch_parent(params.process_id)
+
+    @ls.feature(types.INITIALIZED)
+    async def initialized(params: types.InitializedParams) -> None:
+        ls.client_ready = True
+        handler = ClientLogHandler(ls)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logging.getLogger("codegen_lsp").addHandler(handler)
+        log.info("codegen-lsp started; model: %s", ls.generator.model_dir())
+        await load_model_with_progress(ls)
+
+    @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
+        before = (ls.settings.model_path, ls.settings.device)
+        ls.apply_settings(params.settings)
+        if (ls.settings.model_path, ls.settings.device) != before:
+            ls._said_error = False
+            await load_model_with_progress(ls)
+
+    @ls.feature(types.SHUTDOWN)
+    def shutdown(params: None) -> None:
+        ls.scheduler.shutdown()
+
+
+async def load_model_with_progress(ls: CodegenServer) -> None:
+    """Load the model in the worker at start-up so the first request does not pay for it; report
+    work-done progress where the client supports it. Failure is reported once, never raised."""
+    token = f"codegen-lsp-load-{uuid.uuid4().hex[:8]}"
+    caps = ls.client_capabilities.window
+    progress = bool(caps and caps.work_done_progress)
+    if progress:
+        try:
+            await asyncio.wait_for(ls.work_done_progress.create_async(token), timeout=5)
+            ls.work_done_progress.begin(
+                token, types.WorkDoneProgressBegin(title="codegen-lsp", message="loading model", cancellable=False)
+            )
+        except Exception:  # noqa: BLE001 - a client that refuses progress still gets a model
+            progress = False
+    loop = asyncio.get_running_loop()
+    ok = True
+    try:
+        await loop.run_in_executor(None, ls.generator.ensure_engine)
+    except Exception as exc:  # noqa: BLE001 - ModelUnavailable and anything unexpected alike
+        ok = False
+        log.error("%s", exc)
+    if progress:
+        ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="model ready" if ok else "model failed"))

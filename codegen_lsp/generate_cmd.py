@@ -1,0 +1,159 @@
+"""`codegen-lsp generate`: fill every stubbed function in the given files with a checked body."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .analysis.document import Document
+from .analysis.grammar import body_edit
+from .analysis.sites import FunctionSite, find_sites
+from .config import Settings
+from .generation import BodyGenerator, ModelUnavailable, SiteResult
+
+log = logging.getLogger("codegen_lsp.generate")
+
+_SKIP_DIRS = {".git", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache", ".ruff_cache", ".tox"}
+
+
+def iter_python_files(paths: list[str]) -> Iterator[tuple[Path, str | None]]:
+    """Yield (file, error) for every .py file under the paths; error is set for unusable paths."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+                for name in sorted(files):
+                    if name.endswith(".py"):
+                        yield Path(root) / name, None
+        elif p.is_file():
+            yield p, None
+        else:
+            yield p, "no such file or directory"
+
+
+def _read(path: Path) -> tuple[str | None, bytes, str | None]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, b"", f"cannot read: {exc.strerror or exc}"
+    try:
+        return data.decode("utf-8"), data, None
+    except UnicodeDecodeError as exc:
+        return None, data, f"not UTF-8 text (byte {exc.start}); skipped"
+
+
+def _wanted(site: FunctionSite, names: list[str] | None) -> bool:
+    return not names or site.name in names or site.qualname in names
+
+
+def apply_bodies(doc: Document, bodies: list[tuple[FunctionSite, str]]) -> str:
+    """New text with every body spliced in; edits applied bottom-up so positions stay valid."""
+    work = Document.from_text(doc.text)
+    edits = [body_edit(doc, site, body) for site, body in bodies]
+    for (sl, sc), (el, ec), text in sorted(edits, key=lambda e: e[0], reverse=True):
+        work.apply_change(sl, sc, el, ec, text)
+    return work.text
+
+
+def write_atomically(path: Path, original: bytes, new_text: str) -> bool:
+    """Replace ``path`` only if it still holds ``original`` (an editor may have saved meanwhile)."""
+    current = path.read_bytes()
+    if hashlib.sha256(current).digest() != hashlib.sha256(original).digest():
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(new_text)
+        os.chmod(tmp, path.stat().st_mode & 0o7777)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
+def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
+    site = res.site
+    return {
+        "file": str(path),
+        "function": site.qualname,
+        "line": site.def_line + 1,
+        "body": res.candidates[0].body if res.candidates else None,
+        "candidates": [{"body": c.body, "score": round(c.score, 4)} for c in res.candidates],
+        "raw": [{"text": t, "score": round(s, 4), "finish": f} for t, s, f in res.raw],
+        "timings": {
+            "seconds": round(res.seconds, 4),
+            "first_token_s": round(res.first_token_s, 4),
+            "prompt_tokens": res.prompt_tokens,
+            "cached_prompt_tokens": res.cached_prompt_tokens,
+        },
+    }
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    out = sys.stdout
+    failures = 0
+    settings = Settings(
+        model_path=args.model, device=args.device, candidates=max(1, args.candidates),
+        max_tokens=args.max_tokens, temperature=args.temperature, time_budget_ms=30000,
+    )
+    generator = None if args.dry_run else BodyGenerator(settings)
+    if generator is not None:
+        try:
+            generator.ensure_engine()
+        except ModelUnavailable as exc:
+            log.error("%s", exc)
+            return 1
+    for path, err in iter_python_files(args.paths):
+        if err:
+            log.error("%s: %s", path, err)
+            failures += 1
+            continue
+        text, original, err = _read(path)
+        if text is None:
+            log.error("%s: %s", path, err)
+            failures += 1
+            continue
+        doc = Document.from_text(text)
+        sites = [s for s in find_sites(doc) if _wanted(s, args.function)]
+        if args.dry_run:
+            for s in sites:
+                out.write(f"{path}:{s.def_line + 1}: {s.qualname} ({s.kind})\n")
+            continue
+        assert generator is not None
+        chosen: list[tuple[FunctionSite, str]] = []
+        for site in sites:
+            res = generator.bodies(doc, site)
+            if args.json:
+                out.write(json.dumps(_site_json(path, res)) + "\n")
+            if res.candidates:
+                chosen.append((site, res.candidates[0].body))
+            else:
+                log.warning("%s:%d: %s: no candidate parsed", path, site.def_line + 1, site.qualname)
+        if not chosen or args.json:
+            continue
+        new_text = apply_bodies(doc, chosen)
+        if args.write:
+            if write_atomically(path, original, new_text):
+                log.info("%s: wrote %d bodies", path, len(chosen))
+            else:
+                log.error("%s: changed on disk while generating; not written", path)
+                failures += 1
+        else:
+            out.writelines(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True), new_text.splitlines(keepends=True),
+                    fromfile=f"a/{path}", tofile=f"b/{path}",
+                )
+            )
+    out.flush()
+    return 1 if failures else 0

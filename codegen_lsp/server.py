@@ -1,0 +1,167 @@
+"""The language server: registers LSP features and translates them to plain calls.
+
+Feature logic lives in analysis/ (sites, grammar), generation.py (model + checks) and features/
+(LSP conversions). Handlers here only look things up, schedule work and convert results.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from . import __version__
+from .analysis.sites import FunctionSite, find_sites, site_at
+from .config import Settings, parse_settings
+from .features import actions, lifecycle
+from .features.documents import DocumentStore
+from .features.edits import completion_items, inline_items
+from .features.log import ClientLogHandler
+from .features.scheduler import RequestScheduler, Superseded
+from .generation import BodyGenerator, Cancelled, ModelUnavailable, SiteResult
+
+log = logging.getLogger(__name__)
+
+CMD_GENERATE_BODY = "codegen-lsp.generateBody"
+CMD_GENERATE_ALL = "codegen-lsp.generateAllInFile"
+STATUS_NOTIFICATION = "codegenLsp/status"
+
+
+class CodegenServer(LanguageServer):
+    """Shared state for the handlers: documents, settings, the generator and the scheduler."""
+
+    def __init__(self) -> None:
+        super().__init__("codegen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        self.docs = DocumentStore()
+        self.settings = Settings()
+        self.generator = BodyGenerator(self.settings, on_status=self.report_status)
+        self.scheduler = RequestScheduler()
+        self.client_ready = False
+        self.last_latency_ms: float | None = None
+        self._said_error = False
+
+    def report_status(self, state: str, message: str) -> None:
+        """Status for editors' status bars; an error is also shown once as a message."""
+        engine = self.generator.engine
+        info = engine.info if engine is not None else {}
+        payload = {
+            "state": state,
+            "message": message,
+            "model": info.get("model"),
+            "device": info.get("provider"),
+            "lastLatencyMs": self.last_latency_ms,
+        }
+        if not self.client_ready:
+            return
+        self.protocol.notify(STATUS_NOTIFICATION, payload)
+        if state == "error" and not self._said_error:
+            self._said_error = True
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+
+    def apply_settings(self, raw: Any) -> None:
+        settings, warnings = parse_settings(raw, self.settings)
+        for w in warnings:
+            log.warning(w)
+            if self.client_ready:
+                self.window_show_message(
+                    types.ShowMessageParams(type=types.MessageType.Warning, message=f"codegen-lsp: {w}")
+                )
+        self.settings = settings
+        logging.getLogger().setLevel(settings.log_level.upper())
+        self.generator.reset(settings)
+
+    async def site_bodies(
+        self, uri: str, site: FunctionSite, n: int | None = None, supersede: bool = True
+    ) -> SiteResult | None:
+        """Run generation for ``site`` in the worker; None when no model, cancelled or superseded."""
+        doc = self.docs.get(uri)
+        if doc is None:
+            return None
+        try:
+            result = await self.scheduler.run(
+                uri, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n), supersede
+            )
+        except (ModelUnavailable, Cancelled, Superseded) as exc:
+            log.debug("no bodies for %s: %s", site.qualname, type(exc).__name__)
+            return None
+        if not result.from_cache:
+            self.last_latency_ms = round(result.seconds * 1000, 1)
+            log.info(
+                "%s: %d valid of %d in %.0f ms (prompt %d tok, %d from prefix cache)",
+                site.qualname, len(result.candidates), len(result.raw), result.seconds * 1000,
+                result.prompt_tokens, result.cached_prompt_tokens,
+            )
+            self.report_status("ready", f"{site.qualname}: {self.last_latency_ms} ms")
+        return result
+
+
+
+def create_server() -> CodegenServer:
+    """A fresh server with every feature registered (one per process in practice)."""
+    srv = CodegenServer()
+    _register(srv)
+    return srv
+
+
+def _register(ls: CodegenServer) -> None:
+    lifecycle.register(ls)
+    actions.register(ls, CMD_GENERATE_BODY, CMD_GENERATE_ALL)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(params: types.DidOpenTextDocumentParams) -> None:
+        ls.docs.open(params)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(params: types.DidChangeTextDocumentParams) -> None:
+        ls.docs.change(params)
+
+    @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(params: types.DidCloseTextDocumentParams) -> None:
+        ls.docs.close(params)
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_COMPLETION,
+        types.CompletionOptions(trigger_characters=["\n", ":"], resolve_provider=False),
+    )
+    async def completion(params: types.CompletionParams) -> types.CompletionList | None:
+        if not ls.settings.enable_completion:
+            return None
+        uri, pos = params.text_document.uri, params.position
+        doc = ls.docs.get(uri)
+        site = site_at(doc, pos.line, pos.character) if doc else None
+        if doc is None or site is None:
+            return None
+        result = await ls.site_bodies(uri, site)
+        if result is None or not result.candidates:
+            return types.CompletionList(is_incomplete=True, items=[])
+        return types.CompletionList(
+            is_incomplete=False, items=completion_items(doc, site, result.candidates, pos, result.seconds)
+        )
+
+    @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+    async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
+        if not ls.settings.enable_inline:
+            return None
+        uri, pos = params.text_document.uri, params.position
+        doc = ls.docs.get(uri)
+        site = site_at(doc, pos.line, pos.character) if doc else None
+        if doc is None or site is None:
+            return None
+        result = await ls.site_bodies(uri, site)
+        if result is None or not result.candidates:
+            return None
+        return types.InlineCompletionList(items=inline_items(doc, site, result.candidates, pos))
+
+    @ls.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[actions.KIND], resolve_provider=True),
+    )
+    def code_action(params: types.CodeActionParams) -> list[types.CodeAction] | None:
+        if not ls.settings.enable_code_actions:
+            return None
+        doc = ls.docs.get(params.text_document.uri)
+        if doc is None:
+            return None
+        return actions.actions_for_range(ls, params, find_sites(doc), doc.version)

@@ -1,0 +1,1 @@
+"""A small example project with stubbed functions for `make run` / `codegen-lsp generate`."""
