@@ -30,7 +30,7 @@ run: model
 	$(BIN)/codegen-lsp generate examples/ --candidates 2
 
 lint: install
-	$(BIN)/ruff check codegen_lsp export models tests
+	$(BIN)/ruff check codegen_lsp export models tests benchmarks
 	$(BIN)/mypy codegen_lsp
 
 test: install lint

@@ -35,9 +35,13 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="print engine speed figures with baselines")
     b.add_argument("--model", help="model package directory")
-    b.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    b.add_argument("--threads", type=int, help="intra-op threads (default: physical cores)")
     b.add_argument("--new-tokens", type=int, default=128)
     b.add_argument("--no-baselines", action="store_true", help="skip onnxruntime-genai/PyTorch/llama.cpp")
+    b.add_argument("--hf-checkpoint", help="HF checkpoint for the PyTorch baseline")
+    b.add_argument("--gguf", help="GGUF for the PyTorch (dequantized) and llama.cpp baselines "
+                   "(default: the default model's cached GGUF)")
+    b.add_argument("--json", help="also write the figures to this JSON file")
 
     c = sub.add_parser("check", help="verify a model package (sizes and hashes) and print its manifest summary")
     c.add_argument("--model", help="model package directory")
@@ -56,10 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_generate(args)
     if args.command == "bench":
-        from .engine.bench import run_bench
-
-        run_bench(args.model, device=args.device, new_tokens=args.new_tokens, baselines=not args.no_baselines)
-        return 0
+        return _bench(args)
     if args.command == "check":
         return _check(args)
     return 2
@@ -74,6 +75,25 @@ def _serve(args: argparse.Namespace) -> int:
         srv.start_tcp(host or "127.0.0.1", int(port))
     else:
         srv.start_io()
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .engine.bench import run_bench
+    from .modelpkg import resolve_model_dir
+    from .modelpkg.locate import data_home
+
+    gguf = args.gguf
+    if gguf is None and not args.model:
+        cached = sorted((data_home() / "cache" / "default-model").glob("*.gguf"))
+        gguf = str(cached[0]) if cached else None
+    res = run_bench(resolve_model_dir(args.model), threads=args.threads, max_new_tokens=args.new_tokens,
+                    baselines=not args.no_baselines, hf_checkpoint=args.hf_checkpoint, gguf=gguf)
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=2, default=str))
     return 0
 
 

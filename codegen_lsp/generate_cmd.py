@@ -86,7 +86,7 @@ def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
     return {
         "file": str(path),
         "function": site.qualname,
-        "line": site.def_line + 1,
+        "line": site.header_start.line + 1,
         "body": res.candidates[0].body if res.candidates else None,
         "candidates": [{"body": c.body, "score": round(c.score, 4)} for c in res.candidates],
         "raw": [{"text": t, "score": round(s, 4), "finish": f} for t, s, f in res.raw],
@@ -127,7 +127,7 @@ def run_generate(args: argparse.Namespace) -> int:
         sites = [s for s in find_sites(doc) if _wanted(s, args.function)]
         if args.dry_run:
             for s in sites:
-                out.write(f"{path}:{s.def_line + 1}: {s.qualname} ({s.kind})\n")
+                out.write(f"{path}:{s.header_start.line + 1}: {s.qualname} ({s.kind})\n")
             continue
         assert generator is not None
         chosen: list[tuple[FunctionSite, str]] = []
@@ -138,7 +138,7 @@ def run_generate(args: argparse.Namespace) -> int:
             if res.candidates:
                 chosen.append((site, res.candidates[0].body))
             else:
-                log.warning("%s:%d: %s: no candidate parsed", path, site.def_line + 1, site.qualname)
+                log.warning("%s:%d: %s: no candidate parsed", path, site.header_start.line + 1, site.qualname)
         if not chosen or args.json:
             continue
         new_text = apply_bodies(doc, chosen)
@@ -152,7 +152,7 @@ def run_generate(args: argparse.Namespace) -> int:
             out.writelines(
                 difflib.unified_diff(
                     text.splitlines(keepends=True), new_text.splitlines(keepends=True),
-                    fromfile=f"a/{path}", tofile=f"b/{path}",
+                    fromfile=f"{path} (original)", tofile=f"{path} (generated)",
                 )
             )
     out.flush()

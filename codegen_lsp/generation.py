@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .analysis.document import Document
-from .analysis.grammar import Candidate, IncrementalBodyCheck, continuation_complete, normalize_continuation, rank_candidates
+from .analysis.grammar import (
+    Candidate,
+    IncrementalBodyCheck,
+    continuation_complete,
+    normalize_continuation,
+    rank_candidates,
+)
 from .analysis.prompt import build_prompt
 from .analysis.sites import FunctionSite
 from .config import Settings
@@ -82,7 +88,7 @@ class BodyGenerator:
             try:
                 self._engine = load_engine(path, device=self.settings.device)
             except ModelPackageError as exc:
-                self._load_error = f"{exc}. Build the default model with `make model`, or set codegenLsp.modelPath."
+                self._load_error = f"{exc}; or point codegenLsp.modelPath at another package"
             except Exception as exc:  # a broken graph surfaces as an ORT error: report, never crash
                 self._load_error = f"model package {path} could not be loaded: {type(exc).__name__}: {exc}"
             if self._load_error is not None:
@@ -148,7 +154,7 @@ class BodyGenerator:
 
         t0 = time.perf_counter()
         result = engine.generate(prompt.text, self.generation_config(n), on_line=on_line, cancel=cancel)
-        raw = [(g.text, g.score, g.finish_reason) for g in result.generations]
+        raw: list[tuple[str, float, str]] = [(g.text, g.score, str(g.finish_reason)) for g in result.generations]
         pairs = [(normalize_continuation(site, text), score) for text, score, _ in raw]
         ranked = rank_candidates(doc, site, pairs)
         out = SiteResult(

@@ -18,7 +18,7 @@ from .config import Settings, parse_settings
 from .features import actions, lifecycle
 from .features.documents import DocumentStore
 from .features.edits import completion_items, inline_items
-from .features.log import ClientLogHandler
+from .features.protocol import StrictProtocol
 from .features.scheduler import RequestScheduler, Superseded
 from .generation import BodyGenerator, Cancelled, ModelUnavailable, SiteResult
 
@@ -33,7 +33,10 @@ class CodegenServer(LanguageServer):
     """Shared state for the handlers: documents, settings, the generator and the scheduler."""
 
     def __init__(self) -> None:
-        super().__init__("codegen-lsp", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental)
+        super().__init__(
+            "codegen-lsp", __version__, protocol_cls=StrictProtocol,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+        )
         self.docs = DocumentStore()
         self.settings = Settings()
         self.generator = BodyGenerator(self.settings, on_status=self.report_status)

@@ -29,3 +29,11 @@ class LogitsMismatch(ValidationError):
 
 class GreedyMismatch(ValidationError):
     """Greedy decoding through ONNX Runtime picked a different token from PyTorch's."""
+
+
+class InputNameMismatch(ValidationError):
+    """The graph's input names differ from the spec's."""
+
+
+class ProviderUnavailable(ExportError):
+    """A variant's execution provider cannot run here (a cuda variant is then validated on cpu)."""

@@ -25,7 +25,7 @@ TITLE_ALL = "Generate bodies for all stubs in file ({n})"
 
 
 def _overlaps(site: FunctionSite, rng: types.Range) -> bool:
-    return site.def_line <= rng.end.line and rng.start.line <= site.replace_end[0]
+    return site.header_start.line <= rng.end.line and rng.start.line <= site.replace_end[0]
 
 
 def actions_for_range(
@@ -41,8 +41,8 @@ def actions_for_range(
                 types.CodeAction(
                     title=TITLE_ONE.format(name=site.qualname),
                     kind=KIND,
-                    data={"uri": uri, "version": version, "line": site.def_line, "all": False},
-                    command=_command(ls, uri, site.def_line),
+                    data={"uri": uri, "version": version, "line": site.header_start.line, "all": False},
+                    command=_command(ls, uri, site.header_start.line),
                 )
             )
     if sites:
@@ -58,10 +58,11 @@ def actions_for_range(
             a.command = None  # the edit arrives in codeAction/resolve
     else:
         for a in out:
+            data: dict[str, Any] = a.data or {}
             a.command = types.Command(
                 title=a.title,
-                command="codegen-lsp.generateAllInFile" if a.data["all"] else "codegen-lsp.generateBody",
-                arguments=[uri] if a.data["all"] else [uri, a.data["line"], 0],
+                command="codegen-lsp.generateAllInFile" if data["all"] else "codegen-lsp.generateBody",
+                arguments=[uri] if data["all"] else [uri, data["line"], 0],
             )
             a.data = None
     return out
@@ -95,7 +96,7 @@ def _sites(ls: CodegenServer, uri: str, line: int, all_sites: bool) -> list[Func
         return []
     if all_sites:
         return find_sites(doc)
-    site = site_at(doc, line, 0) or next((s for s in find_sites(doc) if s.def_line == line), None)
+    site = site_at(doc, line, 0) or next((s for s in find_sites(doc) if s.header_start.line == line), None)
     return [site] if site else []
 
 

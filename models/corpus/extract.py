@@ -1,7 +1,7 @@
 """Cut (prompt, target) pairs out of Python source with tree-sitter, CodeSearchNet style.
 
 A function qualifies when it opens with a docstring whose first paragraph has a few words, its body
-has ``MIN_BODY_LINES..MAX_BODY_LINES`` non-blank lines, it parses without errors, and it is neither a
+has ``MIN_BODY_LINES..MAX_BODY_LINES`` lines of code (not blank, not comment-only), it parses without errors, and it is neither a
 test nor a dunder method. Rejections are counted by reason so the build can report them.
 """
 
@@ -74,8 +74,8 @@ def _reject(func: Node, doc_node: Node, source: bytes) -> str | None:
     body = func.child_by_field_name("body")
     if body is None or len(body.named_children) < 2:
         return "body_lines"
-    rest_of_line = source[doc_node.end_byte : source.find(b"\n", doc_node.end_byte)]
-    if rest_of_line.strip() or source.find(b"\n", doc_node.end_byte) < 0:
+    newline = source.find(b"\n", doc_node.end_byte)
+    if newline < 0 or source[doc_node.end_byte : newline].strip():
         return "code_after_docstring"
     return None
 
@@ -119,7 +119,8 @@ def extract_pairs(text: str, rejects: Counter[str] | None = None) -> list[Functi
         except PromptFormatError:
             rejects["format"] += 1
             continue
-        body_lines = sum(1 for ln in pair.target.split("\n") if ln.strip())
+        # Comment-only lines do not count: a body must hold MIN_BODY_LINES lines of code.
+        body_lines = sum(1 for ln in pair.target.split("\n") if ln.strip() and not ln.lstrip().startswith("#"))
         if not MIN_BODY_LINES <= body_lines <= MAX_BODY_LINES:
             rejects["body_lines"] += 1
             continue

@@ -24,9 +24,11 @@ BENCHMARK_NAMES = re.compile(
     r"|apps_?eval|crux_?eval|codexglue|code_?search_?net|swe_?bench"
 )
 TEST_DIRS = frozenset({"test", "tests", "testing", "unittests", "idle_test", "test_data", "testdata"})
+# Vendored copies (pip/_vendor, setuptools/_distutils = stdlib distutils) would put one package's code
+# in two splits.
 SKIP_DIRS = frozenset(
     {"__pycache__", "site-packages", "dist-packages", "_vendor", "vendor", "_vendored", "vendored",
-     "extern", "_bundled", "turtledemo", "examples", "benchmarks", "benchmark"}
+     "extern", "_bundled", "_distutils", "turtledemo", "examples", "benchmarks", "benchmark"}
 )
 # Our own code would let later evaluations on this repository leak into training.
 OWN_DISTRIBUTIONS = frozenset({"codegen_lsp"})
@@ -60,17 +62,25 @@ def is_excluded(rel: Path) -> bool:
     return name.startswith("test_") or name.endswith("_test.py") or name in {"conftest.py", "tests.py"}
 
 
+def _field(dist: metadata.Distribution, key: str) -> str | None:
+    try:
+        value = dist.metadata[key]
+    except KeyError:  # newer Pythons raise where 3.11 returns None
+        return None
+    return str(value) if value else None
+
+
 def _license_of(dist: metadata.Distribution) -> str | None:
     meta = dist.metadata
-    expr = meta.get("License-Expression")
+    expr = _field(dist, "License-Expression")
     if expr:
-        return str(expr)
+        return expr
     classifiers = [c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")]
     if classifiers:
         return "; ".join(classifiers)
-    text = meta.get("License")
+    text = _field(dist, "License")
     if text and len(text) <= 80 and "\n" not in text:
-        return str(text)
+        return text
     return None
 
 
@@ -78,7 +88,7 @@ def _top_level_owners(site_dir: Path) -> dict[str, tuple[str, str | None]]:
     """Map each top-level name in ``site_dir`` to (distribution, licence) from the dist-info records."""
     owners: dict[str, tuple[str, str | None]] = {}
     for dist in metadata.distributions(path=[str(site_dir)]):
-        name = dist.metadata.get("Name")
+        name = _field(dist, "Name")
         if not name:
             continue
         lic = _license_of(dist)

