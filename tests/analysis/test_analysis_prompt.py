@@ -67,7 +67,7 @@ def test_trimming_order_imports_first_definitions_shrink_before_dropping() -> No
         assert prompt.tokens <= budget
         if any(label.startswith(("member", "def", "assignment")) for label in prompt.included):
             assert prompt.included.count("import") == 3  # imports are the last to go
-    mid = build_prompt(doc, site, words, full.tokens - 8)
+    mid = build_prompt(doc, site, words, full.tokens - 4)
     assert "def:rounded (signature)" in mid.included
     assert "def rounded(value: float) -> float: ..." in mid.text
 
@@ -110,3 +110,13 @@ def test_every_site_prompt_respects_the_budget(budget: int, name: str) -> None:
         quotes = doc.data[end - 3:end].decode()
         assert prompt.text.endswith(site.docstring + quotes)
         assert prompt.tokens <= budget or prompt.over_budget
+
+
+def test_other_stub_functions_are_left_out_of_the_context() -> None:
+    doc = Document.from_text(
+        'import re\n\n\ndef done(x):\n    """Done."""\n    return x\n\n\n'
+        'def todo_a(x):\n    """A."""\n    pass\n\n\ndef todo_b(x):\n    """B."""\n    ...\n'
+    )
+    prompt = build_prompt(doc, site_named(doc, "todo_b"), words, 1000)
+    assert "def done" in prompt.text and "import re" in prompt.text
+    assert "todo_a" not in prompt.text and "pass" not in prompt.text
