@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from typing import BinaryIO
 
 from . import __version__
 
@@ -66,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def claim_stdout() -> BinaryIO:
+    """Keep the protocol stream private: move the real stdout to a new descriptor for the server and
+    point fd 1 (and ``sys.stdout``) at stderr for good. Whatever else writes to stdout — a C
+    library's load errors, ``onnxruntime.preload_dlls()``, a stray print — lands on stderr, and the
+    engine's own fd juggling during provider probes can never swallow a protocol message."""
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return os.fdopen(protocol_fd, "wb")
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .server import create_server
 
@@ -74,7 +87,8 @@ def _serve(args: argparse.Namespace) -> int:
         host, _, port = args.tcp.rpartition(":")
         srv.start_tcp(host or "127.0.0.1", int(port))
     else:
-        srv.start_io()
+        out = claim_stdout()
+        srv.start_io(stdin=sys.stdin.buffer, stdout=out)
     return 0
 
 

@@ -44,6 +44,7 @@ class CodegenServer(LanguageServer):
         self.client_ready = False
         self.last_latency_ms: float | None = None
         self._said_error = False
+        self.pending_warnings: list[str] = []
 
     def report_status(self, state: str, message: str) -> None:
         """Status for editors' status bars; an error is also shown once as a message."""
@@ -63,14 +64,20 @@ class CodegenServer(LanguageServer):
             self._said_error = True
             self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
 
+    def flush_warnings(self) -> None:
+        """Show settings warnings; those from initialize wait until the client is ready."""
+        if not self.client_ready:
+            return
+        for w in self.pending_warnings:
+            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Warning, message=f"codegen-lsp: {w}"))
+        self.pending_warnings.clear()
+
     def apply_settings(self, raw: Any) -> None:
         settings, warnings = parse_settings(raw, self.settings)
         for w in warnings:
             log.warning(w)
-            if self.client_ready:
-                self.window_show_message(
-                    types.ShowMessageParams(type=types.MessageType.Warning, message=f"codegen-lsp: {w}")
-                )
+        self.pending_warnings.extend(warnings)
+        self.flush_warnings()
         self.settings = settings
         logging.getLogger().setLevel(settings.log_level.upper())
         self.generator.reset(settings)

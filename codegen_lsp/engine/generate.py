@@ -263,4 +263,8 @@ def load_engine(
         if named and named[0].provider != choice.provider:
             choice = ProviderChoice(named[0].provider, f"variant '{variant}' requested; {choice.reason}")
     log.info("execution provider: %s (%s)", choice.provider, choice.reason)
+    if package.manifest.kind == "char-rnn":
+        from .char_rnn import CharRNNEngine
+
+        return CharRNNEngine(package, choice, threads=threads, variant=variant)
     return Engine(package, choice, threads=threads, prefix_cache_entries=prefix_cache_entries, variant=variant)

@@ -115,14 +115,13 @@ def register(ls: CodegenServer, cmd_one: str, cmd_all: str) -> None:
             action.edit = document_edit(uri, version, edits)
         return action
 
+    # pygls 2 spreads ExecuteCommandParams.arguments over the parameters, typed by annotation.
     @ls.command(cmd_one)
-    async def generate_body(args: list[Any]) -> bool:
-        uri, line = str(args[0]), int(args[1])
+    async def generate_body(uri: str, line: int, character: int = 0) -> bool:
         return await _apply(ls, uri, _sites(ls, uri, line, False))
 
     @ls.command(cmd_all)
-    async def generate_all(args: list[Any]) -> bool:
-        uri = str(args[0])
+    async def generate_all(uri: str) -> bool:
         return await _apply(ls, uri, _sites(ls, uri, -1, True))
 
 

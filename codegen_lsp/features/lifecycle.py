@@ -55,6 +55,7 @@ def register(ls: CodegenServer) -> None:
     @ls.feature(types.INITIALIZED)
     async def initialized(params: types.InitializedParams) -> None:
         ls.client_ready = True
+        ls.flush_warnings()
         handler = ClientLogHandler(ls)
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.getLogger("codegen_lsp").addHandler(handler)

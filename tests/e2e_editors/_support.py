@@ -15,6 +15,13 @@ ARTIFACTS = Path(os.environ.get("CODEGEN_LSP_ARTIFACTS", ROOT / ".cache" / "arti
 CODE_SERVER_CACHE = Path(os.environ.get("CODE_SERVER_CACHE", ROOT / ".cache" / "code-server"))
 
 
+def as_text(out: str | bytes | None) -> str:
+    """subprocess output that may be missing or (after a timeout) bytes."""
+    if out is None:
+        return ""
+    return out.decode(errors="replace") if isinstance(out, bytes) else out
+
+
 def run_or_fail(cmd: list[str], what: str, timeout: float, **kw: object) -> subprocess.CompletedProcess[str]:
     """Run a setup step; on failure, fail the test with the step's own output."""
     try:
@@ -22,7 +29,7 @@ def run_or_fail(cmd: list[str], what: str, timeout: float, **kw: object) -> subp
     except FileNotFoundError as exc:
         pytest.fail(f"{what}: {exc}")
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"{what}: timed out after {timeout} s\n{exc.stdout or ''}\n{exc.stderr or ''}")
+        pytest.fail(f"{what}: timed out after {timeout} s\n{as_text(exc.stdout)}\n{as_text(exc.stderr)}")
     if proc.returncode != 0:
         pytest.fail(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ._support import ROOT, VENV_BIN
+from ._support import ROOT, VENV_BIN, as_text
 
 HERE = Path(__file__).resolve().parent
 
@@ -96,7 +96,7 @@ def test_nvim_completion_and_code_action(
             timeout=240,
         )
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"nvim did not finish in 240 s:\n{exc.stdout}\n{exc.stderr}")
+        pytest.fail(f"nvim did not finish in 240 s:\n{as_text(exc.stdout)}\n{as_text(exc.stderr)}")
     elapsed = time.monotonic() - started
     if not result_path.is_file():
         pytest.fail(f"nvim wrote no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

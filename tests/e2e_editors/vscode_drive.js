@@ -133,7 +133,20 @@ async function main() {
         timeout: 10000,
       });
       await page.keyboard.press("Enter");
-      await page.waitForSelector(`.tab.active.dirty[aria-label*="${stubName}"]`, { timeout: ghostTimeout });
+      // Either the server's edit lands (dirty tab) or the extension says nothing was generated.
+      const outcome = await page.waitForFunction(
+        (name) => {
+          if (document.querySelector(`.tab.active.dirty[aria-label*="${name}"]`)) return "edited";
+          const toasts = [...document.querySelectorAll(".notification-toast")].map((t) => t.innerText);
+          return toasts.find((t) => t.includes("codegen-lsp")) || false;
+        },
+        stubName,
+        { timeout: ghostTimeout, polling: 200 },
+      );
+      const what = await outcome.jsonValue();
+      if (what !== "edited") {
+        throw new Error(`"Generate Bodies for All Stubs in File" did not edit ${stubName}: ${what}`);
+      }
       await page.keyboard.press("Control+S");
       await page.waitForSelector(`.tab.active:not(.dirty)[aria-label*="${stubName}"]`, { timeout: 15000 });
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -38,6 +39,34 @@ class RawServer:
     def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         self._id = 0
+        self._out = bytearray()
+        self._err = bytearray()
+        self._readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._err), daemon=True),
+        ]
+        for t in self._readers:
+            t.start()
+
+    @staticmethod
+    def _pump(stream: Any, sink: bytearray) -> None:
+        while chunk := stream.read1(65536):
+            sink.extend(chunk)
+
+    def wait_reply(self, rid: int | None, timeout: float = 60) -> dict[str, Any]:
+        """Block until the response to request ``rid`` has arrived."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            complete = bytes(self._out)
+            try:
+                frames = read_frames(complete)
+            except (ValueError, json.JSONDecodeError):
+                frames = []  # a frame still arriving
+            for f in frames:
+                if f.get("id") == rid and "method" not in f:
+                    return f
+            time.sleep(0.05)
+        raise TimeoutError(f"no reply to request {rid}")
 
     def send(self, method: str, params: Any = None, *, request: bool = True) -> int | None:
         msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
@@ -54,8 +83,12 @@ class RawServer:
 
     def finish(self, timeout: float = 30) -> tuple[list[dict[str, Any]], bytes, int]:
         """Close stdin, wait for exit; return (frames on stdout, stderr, exit code)."""
-        out, err = self.proc.communicate(timeout=timeout)
-        return read_frames(out), err, self.proc.returncode
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=timeout)
+        for t in self._readers:
+            t.join(timeout=5)
+        return read_frames(bytes(self._out)), bytes(self._err), self.proc.returncode
 
     def wait_exit(self, timeout: float) -> int | None:
         end = time.monotonic() + timeout

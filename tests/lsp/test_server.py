@@ -176,35 +176,18 @@ async def test_neovim_capabilities_code_action_flow(neovim: LanguageClient, tmp_
     assert actions and any(isinstance(a, types.CodeAction) and "make_score" in a.title for a in actions)
 
 
-async def test_cancel_and_supersede(vscode: LanguageClient, tmp_path: Path) -> None:
-    uri = (tmp_path / "g.py").as_uri()
-    open_doc(vscode, uri, LIVE_DOC)
-    params = types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri),
-                                    position=types.Position(line=2, character=4))
-    # Two requests back to back for the same document: the newer wins, the older ends (cancelled
-    # or empty) and neither hangs. Then an explicit $/cancelRequest on a third.
-    first = asyncio.ensure_future(vscode.text_document_completion_async(params))
-    second = asyncio.ensure_future(vscode.text_document_completion_async(params))
-    r2 = await asyncio.wait_for(second, 30)
-    assert r2 is not None and r2.items  # type: ignore[union-attr]
-    await asyncio.wait_for(asyncio.gather(first, return_exceptions=True), 30)
-    third = vscode.text_document_completion_async(params)
-    third.cancel()
-    with pytest.raises((asyncio.CancelledError, Exception)):
-        await asyncio.wait_for(third, 30)
-    again = await vscode.text_document_completion_async(params)
-    assert again is not None  # the server is still serving
-
-
 async def test_invalid_settings_warn_and_fall_back(tiny_coder_pkg: Path) -> None:
     client = await CONFIG.start()
     try:
         await client.initialize_session(
             _init("visual-studio-code", {"modelPath": str(tiny_coder_pkg), "candidates": 99, "device": "tpu", "bogus": 1})
         )
-        await asyncio.sleep(0.5)
+        for _ in range(50):
+            if client.messages:
+                break
+            await asyncio.sleep(0.1)
         texts = " ".join(m.message for m in client.messages)
-        assert "candidates=99" in texts and "device='tpu'" in texts and "bogus" in texts
         await client.shutdown_session()
     finally:
         await client.stop()
+    assert "candidates=99" in texts and "device='tpu'" in texts and "bogus" in texts

@@ -1,0 +1,151 @@
+"""Fine-tuning on tiny models: prompt masking, LoRA merge exactness, loss going down, resume equal
+to an uninterrupted run, and the merged model exported to a package the engine serves."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from codegen_lsp.engine import GenerationConfig, load_engine
+from codegen_lsp.modelpkg import load_package
+from export.tiny import build_tiny_checkpoint, build_tiny_model, tiny_tokenizer
+from models.finetune.__main__ import main
+from models.finetune.data import IGNORE, encode_pair
+from models.finetune.lora import LoRAConfig, LoRALayer, adapter_state, inject, merge
+from models.finetune.train import TrainConfig, train
+
+PAIRS = [
+    ('def add(a, b):\n    """Return a + b."""', "\n    return a + b"),
+    ('def is_even(n: int) -> bool:\n    """True for even n."""', "\n    return n % 2 == 0"),
+    ('def push(self, item):\n    """Add item on top."""', "\n    self.items.append(item)"),
+    ('def pop(self):\n    """Remove the top item."""', "\n    return self.items.pop()"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "corpus"
+    root.mkdir()
+    for split, n in (("train", 24), ("valid", 4)):
+        with open(root / f"{split}.jsonl", "w") as fh:
+            for i in range(n):
+                p, t = PAIRS[i % len(PAIRS)]
+                fh.write(json.dumps({"package": "fixture", "prompt": p, "target": t}) + "\n")
+    return root
+
+
+def test_labels_mask_the_prompt() -> None:
+    tok: Tokenizer = tiny_tokenizer("llama")
+    prompt, target = PAIRS[0]
+    p = tok.encode(prompt, add_special_tokens=False).ids
+    t = tok.encode(target, add_special_tokens=False).ids
+    ex = encode_pair(tok, prompt, target, end=1, seq_len=256, bos=0)
+    assert ex.input_ids == [0, *p, *t, 1]
+    assert ex.labels == [IGNORE] * (1 + len(p)) + [*t, 1]
+    assert ex.body_tokens == len(t) + 1
+    # A short window keeps the prompt's tail next to the body and cuts the body's end.
+    short = encode_pair(tok, prompt, target * 10, end=1, seq_len=24)
+    assert len(short.input_ids) == 24
+    kept_prompt = short.labels.count(IGNORE)
+    assert kept_prompt == 12 and short.input_ids[:kept_prompt] == p[-12:]
+    assert short.labels[kept_prompt:] == short.input_ids[kept_prompt:]
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_lora_starts_at_the_base_and_merges_exactly(arch: str) -> None:
+    model, _ = build_tiny_model(arch)
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        base = model(ids).logits
+    keys = set(model.state_dict())
+    targets = ("q_proj", "v_proj") if arch == "llama" else ("c_attn", "attn.c_proj")
+    wrapped = inject(model, LoRAConfig(rank=4, alpha=8, targets=targets))
+    assert len(wrapped) == 4 and all(not p.requires_grad or "lora_" in n for n, p in model.named_parameters())
+    with torch.no_grad():
+        assert torch.equal(model(ids).logits, base)  # B starts at zero
+        for m in model.modules():
+            if isinstance(m, LoRALayer):
+                m.lora_b.normal_(0, 0.1)
+        adapted = model(ids).logits
+    assert not torch.allclose(adapted, base, atol=1e-3)
+    assert merge(model) == 4
+    assert set(model.state_dict()) == keys and not adapter_state(model)
+    with torch.no_grad():
+        torch.testing.assert_close(model(ids).logits, adapted, atol=1e-5, rtol=1e-5)
+
+
+def test_resume_continues_exactly(tmp_path: Path, corpus: Path) -> None:
+    torch.set_num_threads(1)
+    tok = tiny_tokenizer("llama")
+    cfg = TrainConfig(steps=6, batch_size=4, seq_len=64, lr=3e-3, warmup=2, save_every=100, valid_pairs=4)
+
+    def run(out: Path, stop_after: int | None = None, resume: bool = False) -> dict[str, torch.Tensor]:
+        model, _ = build_tiny_model("llama")
+        train(model, tok, corpus, out, cfg, eos_ids=[1], bos=0, pad=1, resume=resume, progress=False,
+              stop_after=stop_after)
+        return adapter_state(model)
+
+    straight = run(tmp_path / "a")
+    run(tmp_path / "b", stop_after=3)
+    state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)
+    assert state["result"]["steps"] == 3
+    resumed = run(tmp_path / "b", resume=True)
+    assert straight.keys() == resumed.keys()
+    for k in straight:
+        torch.testing.assert_close(resumed[k], straight[k], atol=1e-6, rtol=1e-5)
+    history = json.loads(json.dumps(torch.load(tmp_path / "b" / "train_state.pt", weights_only=False)["result"]))
+    assert [h["step"] for h in history["history"]] == [1, 2, 3, 4, 5, 6]
+
+
+@pytest.mark.parametrize(("arch", "full"), [("gpt2", False), ("llama", False), ("gpt2", True)])
+def test_cli_trains_merges_and_exports(tmp_path: Path, corpus: Path, arch: str, full: bool) -> None:
+    ckpt = build_tiny_checkpoint(tmp_path / "ckpt", arch)
+    out = tmp_path / "run"
+    args = ["--base", str(ckpt), "--corpus", str(corpus), "--out", str(out), "--steps", "10", "--batch-size", "4",
+            "--seq-len", "64", "--lr", "3e-3", "--valid-pairs", "4", "--threads", "1", "--nice", "0",
+            "--export", "generic", "--no-progress", "--lora-rank", "4", *(["--full"] if full else [])]
+    assert main(args) == 0
+    report = json.loads((out / "history.json").read_text())
+    assert report["steps"] == 10 and report["tokens"] > report["body_tokens"] > 0
+    losses = [h["loss"] for h in report["history"]]
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3
+    assert report["valid"][-1]["loss"] < report["valid"][0]["loss"]
+    assert not (out / "merged").exists()
+    if full:
+        assert not (out / "adapter.safetensors").exists()
+    else:
+        assert (out / "adapter.safetensors").stat().st_size < 100_000
+    assert main(args) == 2  # an existing run is never overwritten without --resume
+    pkg = load_package(out / "package", verify_hashes=True)
+    assert pkg.manifest.architecture == arch and "fine-tuned" in pkg.manifest.provenance.notes
+    assert pkg.manifest.variants[0].validation["status"] == "passed"
+    engine = load_engine(out / "package", device="cpu", threads=1)
+    result = engine.generate(PAIRS[0][0], GenerationConfig(max_new_tokens=8))
+    assert len(result.generations) == 1 and result.generations[0].finish_reason in ("eos", "length", "repetition")
+
+
+@pytest.mark.slow  # the onnxruntime-genai builder runs in a subprocess (~10 s)
+def test_fused_export_like_the_default_model(tmp_path: Path, corpus: Path) -> None:
+    ckpt = build_tiny_checkpoint(tmp_path / "ckpt", "llama")
+    out = tmp_path / "run"
+    assert main(["--base", str(ckpt), "--corpus", str(corpus), "--out", str(out), "--steps", "3", "--seq-len", "64",
+                 "--valid-pairs", "2", "--threads", "1", "--nice", "0", "--no-progress", "--export", "fused",
+                 "--no-cuda-variant"]) == 0
+    pkg = load_package(out / "package", verify_hashes=True)
+    (variant,) = pkg.manifest.variants
+    assert (variant.name, variant.builder, variant.validation["status"]) == ("cpu-int8", "onnxruntime-genai", "passed")
+    assert variant.io.past_present_share_buffer and pkg.manifest.extra["finetune"]["steps"] == 3
+    engine = load_engine(out / "package", device="cpu", threads=1)
+    assert engine.generate(PAIRS[0][0], GenerationConfig(max_new_tokens=4)).generations
