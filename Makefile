@@ -6,7 +6,7 @@ PYTHON  := $(BIN)/python
 STAMP   := $(VENV)/.installed
 MODEL_DIR ?= $(shell $(PYTHON) -c 'from codegen_lsp.modelpkg.locate import default_model_dir; print(default_model_dir())' 2>/dev/null)
 
-.PHONY: install model run test lint typecheck bench clean-model
+.PHONY: install model run test lint bench vsix
 
 $(PYTHON):
 	$(PY) -m venv $(VENV)
@@ -33,9 +33,14 @@ lint: install
 	$(BIN)/ruff check codegen_lsp export models tests benchmarks
 	$(BIN)/mypy codegen_lsp
 
-test: install lint
+# The VS Code extension: eslint, tsc, unit tests, then the .vsix (vscode-client/dist/codegen-lsp.vsix).
+vsix:
+	$(MAKE) -C vscode-client check package
+
+# Every test, the real-editor ones included (they install code-server/chromium on first run).
+test: install lint vsix
 	$(PYTHON) -m export default-model
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: model
 	$(BIN)/codegen-lsp bench
