@@ -1,0 +1,82 @@
+"""`codegen-lsp generate` as a user runs it: a real subprocess on a tiny trained model package."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+GOOD = '''def get_total(total, value):
+    """Return the sum of total and value."""
+    pass
+
+
+def make_score(score, size):
+    """Return score multiplied by size."""
+    ...
+'''
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "codegen_lsp", *args], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def _project(tmp: Path) -> Path:
+    proj = tmp / "proj"
+    (proj / "pkg").mkdir(parents=True)
+    (proj / "pkg" / "good.py").write_text(GOOD)
+    (proj / "pkg" / "latin1.py").write_bytes(b'def f():\n    """caf\xe9"""\n')  # not UTF-8
+    (proj / ".venv").mkdir()
+    (proj / ".venv" / "ignored.py").write_text(GOOD)
+    return proj
+
+
+def test_dry_run_lists_sites_without_a_model(tmp_path: Path) -> None:
+    proj = _project(tmp_path)
+    r = run("generate", str(proj), "--dry-run", "--model", str(tmp_path / "no-model"))
+    assert "good.py:1: get_total (stub)" in r.stdout and "good.py:6: make_score (stub)" in r.stdout
+    assert ".venv" not in r.stdout
+    assert r.returncode == 1 and "latin1.py: not UTF-8" in r.stderr  # reported, others still listed
+
+
+def test_diff_on_a_directory_reports_each_bad_file_and_goes_on(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+    proj = _project(tmp_path)
+    missing = tmp_path / "missing.py"
+    r = run("--log-level", "warning", "generate", str(proj), str(missing), "--model", str(tiny_coder_pkg))
+    assert r.returncode == 1
+    errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
+    assert len(errors) == 2, r.stderr
+    assert any("latin1.py: not UTF-8" in e for e in errors) and any("missing.py: no such file" in e for e in errors)
+    assert "+++ " in r.stdout and "-    pass" in r.stdout and "-    ..." in r.stdout
+    assert (proj / "pkg" / "good.py").read_text() == GOOD  # a diff never writes
+
+
+def test_write_fills_stubs_atomically_and_json_reports(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+    proj = _project(tmp_path)
+    target = proj / "pkg" / "good.py"
+    r = run("generate", str(target), "--json", "--candidates", "2", "--model", str(tiny_coder_pkg))
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["function"] for row in rows] == ["get_total", "make_score"]
+    for row in rows:
+        assert row["body"] and row["candidates"] and row["timings"]["prompt_tokens"] > 0
+    r = run("generate", str(target), "--write", "--model", str(tiny_coder_pkg))
+    assert r.returncode == 0, r.stderr
+    text = target.read_text()
+    ast.parse(text)
+    assert "pass" not in text and "..." not in text and not list(target.parent.glob(".good.py.*"))
+
+
+def test_missing_and_corrupt_models_give_one_clear_line(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+    proj = _project(tmp_path)
+    r = run("generate", str(proj), "--model", str(tmp_path / "nowhere"))
+    assert r.returncode == 1 and r.stdout == ""
+    assert [ln for ln in r.stderr.splitlines() if "ERROR" in ln] and "make model" in r.stderr
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    r = run("generate", str(proj), "--model", str(bad))
+    assert r.returncode == 1 and "not readable JSON" in r.stderr
