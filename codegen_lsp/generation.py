@@ -48,6 +48,14 @@ class SiteResult:
     from_cache: bool = False
 
 
+def typed_prefix(doc: Document, site: FunctionSite) -> str:
+    """The text already typed on a live site's body line (without its line break), or ''."""
+    if site.kind != "live":
+        return ""
+    line = doc.line_bytes(site.edit_end.line).decode("utf-8", errors="replace").rstrip("\r\n")
+    return line if line.strip() else ""
+
+
 class ModelUnavailable(Exception):
     """The model could not be loaded; ``message`` says why and how to fix it."""
 
@@ -145,16 +153,23 @@ class BodyGenerator:
             end_before_newline=manifest.prompt.end_before_newline,
         )
         checker = IncrementalBodyCheck(doc, site)
+        # A live site's line may already hold the start of the body (`return (x +`): the model
+        # continues it rather than starting over, and every candidate keeps what was typed.
+        typed = typed_prefix(doc, site)
+        lead = ("" if prompt.text.endswith("\n") else "\n") + typed if typed else ""
 
         def on_line(_index: int, text: str) -> bool:
             # False stops this candidate: it is complete (dedent) or can no longer parse.
+            text = lead + text
             if continuation_complete(site, text):
                 return False
             return checker.viable(text)
 
         t0 = time.perf_counter()
-        result = engine.generate(prompt.text, self.generation_config(n), on_line=on_line, cancel=cancel)
-        raw: list[tuple[str, float, str]] = [(g.text, g.score, str(g.finish_reason)) for g in result.generations]
+        result = engine.generate(prompt.text + lead, self.generation_config(n), on_line=on_line, cancel=cancel)
+        raw: list[tuple[str, float, str]] = [
+            (lead + g.text, g.score, str(g.finish_reason)) for g in result.generations
+        ]
         pairs = [(normalize_continuation(site, text), score) for text, score, _ in raw]
         ranked = rank_candidates(doc, site, pairs)
         out = SiteResult(

@@ -86,9 +86,10 @@ class CodegenServer(LanguageServer):
         self, uri: str, site: FunctionSite, n: int | None = None, supersede: bool = True
     ) -> SiteResult | None:
         """Run generation for ``site`` in the worker; None when no model, cancelled or superseded."""
-        doc = self.docs.get(uri)
-        if doc is None:
+        live = self.docs.get(uri)
+        if live is None:
             return None
+        doc = live.snapshot()  # the worker reads a frozen copy while edits keep arriving
         try:
             result = await self.scheduler.run(
                 uri, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n), supersede

@@ -1,0 +1,49 @@
+"""The analysis + engine glue on a real tiny model package: live typing, caching, missing model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codegen_lsp.analysis.document import Document
+from codegen_lsp.analysis.sites import site_at
+from codegen_lsp.config import Settings
+from codegen_lsp.generation import BodyGenerator, ModelUnavailable
+
+TYPED = 'def get_total(total, value):\n    """Return the sum of total and value."""\n    return total +\n'
+
+
+def test_live_site_continues_what_was_typed(tiny_coder_pkg: Path) -> None:
+    doc = Document.from_text(TYPED)
+    site = site_at(doc, 2, 18)
+    assert site is not None and site.kind == "live"
+    gen = BodyGenerator(Settings(model_path=str(tiny_coder_pkg), candidates=3, temperature=0.7))
+    result = gen.bodies(doc, site)
+    assert result.candidates
+    for cand in result.candidates:
+        assert cand.body.startswith("    return total +") and len(cand.body) > len("    return total +")
+
+
+def test_results_are_cached_per_document_version(tiny_coder_pkg: Path) -> None:
+    doc = Document.from_text(TYPED.replace("    return total +\n", "    pass\n"), version=3)
+    site = site_at(doc, 1, 0)
+    assert site is not None
+    gen = BodyGenerator(Settings(model_path=str(tiny_coder_pkg)))
+    first = gen.bodies(doc, site, key="file:///a.py")
+    again = gen.bodies(doc, site, key="file:///a.py")
+    assert not first.from_cache and again.from_cache and again.candidates == first.candidates
+    doc.version = 4
+    assert not gen.bodies(doc, site, key="file:///a.py").from_cache
+
+
+def test_missing_model_raises_the_same_clear_error_each_time(tmp_path: Path) -> None:
+    gen = BodyGenerator(Settings(model_path=str(tmp_path / "none")))
+    doc = Document.from_text(TYPED)
+    site = site_at(doc, 2, 18)
+    assert site is not None
+    with pytest.raises(ModelUnavailable, match="does not exist") as first:
+        gen.bodies(doc, site)
+    with pytest.raises(ModelUnavailable) as second:
+        gen.bodies(doc, site)
+    assert str(first.value) == str(second.value)
