@@ -39,6 +39,8 @@ class SiteResult:
 
     site: FunctionSite
     candidates: list[Candidate]
+    doc: Document | None = None
+    """The document (snapshot) the bodies were made for: edits must be computed against it."""
     raw: list[tuple[str, float, str]] = field(default_factory=list)
     """(continuation, score, finish_reason) as the engine returned them, for --json and debugging."""
     prompt_tokens: int = 0
@@ -175,6 +177,7 @@ class BodyGenerator:
         out = SiteResult(
             site=site,
             candidates=ranked,
+            doc=doc,
             raw=raw,
             prompt_tokens=result.prompt_tokens,
             cached_prompt_tokens=result.prefix_cache_hit_tokens,

@@ -13,6 +13,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from . import __version__
+from .analysis.document import Document
 from .analysis.sites import FunctionSite, find_sites, site_at
 from .config import Settings, parse_settings
 from .features import actions, lifecycle
@@ -82,6 +83,22 @@ class CodegenServer(LanguageServer):
         logging.getLogger().setLevel(settings.log_level.upper())
         self.generator.reset(settings)
 
+    async def bodies_at(
+        self, uri: str, pos: types.Position
+    ) -> tuple[Document, FunctionSite, SiteResult] | None:
+        """Bodies for the site at the cursor, with the document snapshot they were made for; None
+        when there is no site. A result that went stale while generating comes back empty."""
+        live = self.docs.get(uri)
+        site = site_at(live, pos.line, pos.character) if live else None
+        if live is None or site is None:
+            return None
+        version = live.version
+        result = await self.site_bodies(uri, site)
+        current = self.docs.get(uri)
+        if result is None or current is None or current.version != version:
+            return (live.snapshot(), site, SiteResult(site=site, candidates=[]))
+        return result.doc or live.snapshot(), site, result
+
     async def site_bodies(
         self, uri: str, site: FunctionSite, n: int | None = None, supersede: bool = True
     ) -> SiteResult | None:
@@ -139,31 +156,24 @@ def _register(ls: CodegenServer) -> None:
     async def completion(params: types.CompletionParams) -> types.CompletionList | None:
         if not ls.settings.enable_completion:
             return None
-        uri, pos = params.text_document.uri, params.position
-        doc = ls.docs.get(uri)
-        site = site_at(doc, pos.line, pos.character) if doc else None
-        if doc is None or site is None:
+        found = await ls.bodies_at(params.text_document.uri, params.position)
+        if found is None:
             return None
-        result = await ls.site_bodies(uri, site)
-        if result is None or not result.candidates:
+        doc, site, result = found
+        if not result.candidates:
             return types.CompletionList(is_incomplete=True, items=[])
-        return types.CompletionList(
-            is_incomplete=False, items=completion_items(doc, site, result.candidates, pos, result.seconds)
-        )
+        items = completion_items(doc, site, result.candidates, params.position, result.seconds)
+        return types.CompletionList(is_incomplete=False, items=items)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
         if not ls.settings.enable_inline:
             return None
-        uri, pos = params.text_document.uri, params.position
-        doc = ls.docs.get(uri)
-        site = site_at(doc, pos.line, pos.character) if doc else None
-        if doc is None or site is None:
+        found = await ls.bodies_at(params.text_document.uri, params.position)
+        if found is None or not found[2].candidates:
             return None
-        result = await ls.site_bodies(uri, site)
-        if result is None or not result.candidates:
-            return None
-        return types.InlineCompletionList(items=inline_items(doc, site, result.candidates, pos))
+        doc, site, result = found
+        return types.InlineCompletionList(items=inline_items(doc, site, result.candidates, params.position))
 
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-cuda-variant", action="store_true", help="fused: build cpu-int8 only")
     ap.add_argument("--int8", action="store_true", help="generic: cpu-int8 instead of fp32")
     ap.add_argument("--no-export", action="store_true", help="train (and save the adapter) only")
+    ap.add_argument("--from-adapter", type=Path, default=None,
+                    help="skip training: merge this saved adapter (adapter.json + .safetensors) and export")
     ap.add_argument("--keep-merged", action="store_true", help="keep the merged HF checkpoint in --out/merged")
     ap.add_argument("--name", default=None, help="package name (default: <base>-finetuned)")
     ap.add_argument("--no-progress", action="store_true")
@@ -63,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.finetune.train import HISTORY_FILE, STATE_FILE, TrainConfig, summary, train
 
     out: Path = args.out
-    if (out / STATE_FILE).is_file() and not args.resume:
+    if (out / STATE_FILE).is_file() and not args.resume and args.from_adapter is None:
         print(f"error: {out / STATE_FILE} exists; pass --resume or choose another --out", file=sys.stderr)
         return 2
     if not torch.cuda.is_available():
@@ -84,16 +87,27 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, save_every=args.save_every, valid_pairs=args.valid_pairs,
         max_train_pairs=args.max_train_pairs,
     )
-    print(f"base {base.label} ({base.checkpoint}); {'full' if cfg.full else f'LoRA rank {cfg.lora_rank}'}; "
-          f"device {'cuda' if torch.cuda.is_available() else f'cpu x{torch.get_num_threads()}'}", flush=True)
-    result, lora = train(model, tokenizer, args.corpus, out, cfg, tokens.eos, bos, pad, resume=args.resume,
-                         progress=not args.no_progress)
-    report = {"base": base.label, "base_sha256": base.source_sha256, "config": asdict(cfg), **summary(result)}
-    (out / HISTORY_FILE).write_text(json.dumps({**report, "history": result.history}, indent=1) + "\n")
-    print(f"trained {result.steps} steps, {result.tokens} tokens ({result.body_tokens} body) in "
-          f"{result.seconds:.0f}s; valid loss {[v['loss'] for v in result.valid]}", flush=True)
-    meta = {"base": base.label, "base_sha256": base.source_sha256, "steps": result.steps, "tokens": result.tokens}
-    if lora is not None:
+    if args.from_adapter is not None:
+        recorded = json.loads((args.from_adapter / "adapter.json").read_text(encoding="utf-8")).get("base_sha256")
+        if recorded and base.source_sha256 and recorded != base.source_sha256:
+            print(f"error: {args.from_adapter} was trained on weights {recorded[:12]}, --base {base.label} is "
+                  f"{base.source_sha256[:12]}", file=sys.stderr)
+            return 2
+        result, lora = apply_adapter(model, args.from_adapter)
+    else:
+        print(f"base {base.label} ({base.checkpoint}); {'full' if cfg.full else f'LoRA rank {cfg.lora_rank}'}; "
+              f"device {'cuda' if torch.cuda.is_available() else f'cpu x{torch.get_num_threads()}'}", flush=True)
+        result, lora = train(model, tokenizer, args.corpus, out, cfg, tokens.eos, bos, pad, resume=args.resume,
+                             progress=not args.no_progress)
+        report = {"base": base.label, "base_sha256": base.source_sha256, "config": asdict(cfg), **summary(result)}
+        (out / HISTORY_FILE).write_text(json.dumps({**report, "history": result.history}, indent=1) + "\n")
+        print(f"trained {result.steps} steps, {result.tokens} tokens ({result.body_tokens} body) in "
+              f"{result.seconds:.0f}s; valid loss {[v['loss'] for v in result.valid]}", flush=True)
+    meta = {"base": base.label, "base_sha256": base.source_sha256, "steps": result.steps, "tokens": result.tokens,
+            "valid": result.valid}
+    if args.from_adapter is not None:
+        print(f"merged {merge(model)} layers of {args.from_adapter}")
+    elif lora is not None:
         adapter = save_adapter(model, lora, out, meta)
         print(f"adapter {adapter} ({adapter.stat().st_size / 2**20:.2f} MiB); merged {merge(model)} layers")
     if args.no_export:
@@ -103,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     path = choose_path(model_type, args.export)
     name = args.name or f"{'smollm2-135m-instruct' if base.is_default else model_type}-finetuned"
     valid = result.valid
-    notes = (f"fine-tuned from {base.label} by models.finetune ({'full' if cfg.full else f'LoRA r={cfg.lora_rank}'}, "
+    mode = f"LoRA r={lora.rank}" if lora is not None else "full"
+    notes = (f"fine-tuned from {base.label} by models.finetune ({mode}, "
              f"{result.steps} steps, {result.tokens} tokens; valid loss "
              f"{valid[0]['loss'] if valid else '?'} -> {valid[-1]['loss'] if valid else '?'})")
     print(f"exporting ({path}) to {out / 'package'}", flush=True)
@@ -116,6 +131,21 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(merged, ignore_errors=True)
     print(f"wrote {pkg} in {time.perf_counter() - t0:.0f}s total")
     return 0
+
+
+def apply_adapter(model: Any, adapter_dir: Path) -> tuple[Any, Any]:
+    """Inject and load a saved adapter (not merged yet); returns a result stub carrying its
+    recorded steps/tokens/validation for the package notes, and its LoRA config."""
+    from models.finetune.lora import inject, load_adapter_state, read_adapter
+    from models.finetune.train import TrainResult
+
+    lora, state = read_adapter(adapter_dir)
+    inject(model, lora)
+    load_adapter_state(model, {k: v.float() for k, v in state.items()})
+    header = json.loads((adapter_dir / "adapter.json").read_text(encoding="utf-8"))
+    result = TrainResult(steps=int(header.get("steps", 0)), tokens=int(header.get("tokens", 0)), body_tokens=0,
+                         seconds=0.0, valid=list(header.get("valid", [])))
+    return result, lora
 
 
 if __name__ == "__main__":

@@ -134,6 +134,13 @@ def test_cli_trains_merges_and_exports(tmp_path: Path, corpus: Path, arch: str, 
     engine = load_engine(out / "package", device="cpu", threads=1)
     result = engine.generate(PAIRS[0][0], GenerationConfig(max_new_tokens=8))
     assert len(result.generations) == 1 and result.generations[0].finish_reason in ("eos", "length", "repetition")
+    if not full:  # the saved adapter alone rebuilds the same model
+        again = tmp_path / "again"
+        assert main([*args[:4], "--out", str(again), "--from-adapter", str(out), *args[6:]]) == 0
+        rebuilt = load_engine(again / "package", device="cpu", threads=1)
+        cfg = GenerationConfig(max_new_tokens=8)
+        assert rebuilt.generate(PAIRS[1][0], cfg).generations[0].token_ids == \
+            engine.generate(PAIRS[1][0], cfg).generations[0].token_ids
 
 
 @pytest.mark.slow  # the onnxruntime-genai builder runs in a subprocess (~10 s)
