@@ -21,7 +21,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import LlamaConfig, LlamaForCausalLM
 
-VERSION = "1"  # bump to invalidate cached packages when the recipe changes
+VERSION = "2"  # bump to invalidate cached packages when the recipe changes
 
 _NAMES = ["total", "count", "value", "item", "data", "text", "size", "score", "name", "result"]
 _VERBS = ["compute", "get", "make", "find", "load", "build", "check", "parse", "merge", "scale"]

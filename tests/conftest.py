@@ -35,7 +35,7 @@ def tiny_coder_pkg() -> Path:
     """A tiny Llama trained to write simple valid bodies (models/tiny_coder.py), as a real package."""
     from models.tiny_coder import VERSION, build_tiny_coder_package
 
-    return _cached_package(f"tiny-coder-v{VERSION}", lambda out: build_tiny_coder_package(out, steps=200))
+    return _cached_package(f"tiny-coder-v{VERSION}", build_tiny_coder_package)  # 300 steps: deterministic
 
 
 @pytest.fixture(scope="session")

@@ -186,6 +186,8 @@ def run_bench(
     ``out`` (stdout by default) and returns ``{"engine": {...}, "genai": {...}, ...}``."""
     out = out or sys.stdout
     threads = threads or physical_cores()
+    if load_package(model_dir).manifest.kind != "causal-lm":
+        raise SystemExit(f"bench measures causal-lm packages; {model_dir} is not one")
     engine = load_engine(model_dir, device="cpu", threads=threads, variant=variant)
     ids = [engine.encode(p) for p in (prompts or PROMPTS)]
     results: dict[str, Any] = {"info": engine.info, "engine": bench_engine(engine, ids, max_new_tokens)}

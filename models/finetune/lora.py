@@ -134,3 +134,25 @@ def read_adapter(out_dir: Path) -> tuple[LoRAConfig, dict[str, torch.Tensor]]:
     lora = header["lora"]
     cfg = LoRAConfig(rank=lora["rank"], alpha=lora["alpha"], dropout=lora["dropout"], targets=tuple(lora["targets"]))
     return cfg, load_file(str(out_dir / ADAPTER_WEIGHTS))
+
+
+class AdapterBaseMismatch(ValueError):
+    """A saved adapter applied to weights other than those it was trained on."""
+
+
+def merge_saved_adapter(model: nn.Module, adapter_dir: Path, base_sha256: str) -> tuple[LoRAConfig, int]:
+    """Inject, load (as fp32) and merge the adapter saved in ``adapter_dir`` into ``model``.
+
+    Refuses (``AdapterBaseMismatch``, before touching ``model``) an adapter whose ``adapter.json``
+    does not record ``base_sha256`` as its base. Deterministic: the A matrices drawn by ``inject``
+    are all overwritten by the saved ones. Returns the adapter's config and the merged layer count.
+    """
+    header = json.loads((adapter_dir / ADAPTER_CONFIG).read_text(encoding="utf-8"))
+    recorded = header.get("base_sha256")
+    if recorded != base_sha256:
+        raise AdapterBaseMismatch(
+            f"{adapter_dir} was trained on base weights {str(recorded)[:12]}, not {base_sha256[:12]}")
+    cfg, state = read_adapter(adapter_dir)
+    inject(model, cfg)
+    load_adapter_state(model, {k: v.float() for k, v in state.items()})
+    return cfg, merge(model)
