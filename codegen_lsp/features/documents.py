@@ -11,7 +11,7 @@ from ..analysis.document import Document
 log = logging.getLogger(__name__)
 
 # Beyond this size a document is tracked but never analysed: parsing stays cheap, nothing hangs.
-MAX_DOCUMENT_CHARS = 2_000_000
+MAX_DOCUMENT_BYTES = 2_000_000
 
 
 class DocumentStore:
@@ -20,7 +20,7 @@ class DocumentStore:
 
     def get(self, uri: str) -> Document | None:
         doc = self._docs.get(uri)
-        if doc is None or len(doc.text) > MAX_DOCUMENT_CHARS:
+        if doc is None or len(doc.data) > MAX_DOCUMENT_BYTES:  # bytes: no decode per request
             return None
         return doc
 
