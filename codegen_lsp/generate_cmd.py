@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import hashlib
 import json
 import logging
 import os
@@ -66,8 +65,7 @@ def apply_bodies(doc: Document, bodies: list[tuple[FunctionSite, str]]) -> str:
 
 def write_atomically(path: Path, original: bytes, new_text: str) -> bool:
     """Replace ``path`` only if it still holds ``original`` (an editor may have saved meanwhile)."""
-    current = path.read_bytes()
-    if hashlib.sha256(current).digest() != hashlib.sha256(original).digest():
+    if path.read_bytes() != original:
         return False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:

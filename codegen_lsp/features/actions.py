@@ -42,7 +42,6 @@ def actions_for_range(
                     title=TITLE_ONE.format(name=site.qualname),
                     kind=KIND,
                     data={"uri": uri, "version": version, "line": site.header_start.line, "all": False},
-                    command=_command(ls, uri, site.header_start.line),
                 )
             )
     if sites:
@@ -53,10 +52,7 @@ def actions_for_range(
                 data={"uri": uri, "version": version, "line": -1, "all": True},
             )
         )
-    if _client_resolves_edit(ls):
-        for a in out:
-            a.command = None  # the edit arrives in codeAction/resolve
-    else:
+    if not _client_resolves_edit(ls):  # else the edit arrives in codeAction/resolve
         for a in out:
             data: dict[str, Any] = a.data or {}
             a.command = types.Command(
@@ -66,10 +62,6 @@ def actions_for_range(
             )
             a.data = None
     return out
-
-
-def _command(ls: CodegenServer, uri: str, line: int) -> types.Command:
-    return types.Command(title="Generate body", command="codegen-lsp.generateBody", arguments=[uri, line, 0])
 
 
 def _client_resolves_edit(ls: CodegenServer) -> bool:
