@@ -87,6 +87,8 @@ def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
         "line": site.header_start.line + 1,
         "body": res.candidates[0].body if res.candidates else None,
         "candidates": [{"body": c.body, "score": round(c.score, 4)} for c in res.candidates],
+        "refused": res.refused,
+        "unfilled": res.unfilled_reason,
         "raw": [{"text": t, "score": round(s, 4), "finish": f} for t, s, f in res.raw],
         "timings": {
             "seconds": round(res.seconds, 4),
@@ -99,7 +101,7 @@ def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
 
 def run_generate(args: argparse.Namespace) -> int:
     out = sys.stdout
-    failures = 0
+    failures = unfilled = total = 0
     settings = Settings(
         model_path=args.model, device=args.device, candidates=max(1, args.candidates),
         max_tokens=args.max_tokens, temperature=args.temperature, time_budget_ms=30000,
@@ -136,7 +138,9 @@ def run_generate(args: argparse.Namespace) -> int:
             if res.candidates:
                 chosen.append((site, res.candidates[0].body))
             else:
-                log.warning("%s:%d: %s: no candidate parsed", path, site.header_start.line + 1, site.qualname)
+                unfilled += 1
+                log.warning("%s:%d: %s", path, site.header_start.line + 1, res.unfilled_reason)
+            total += 1
         if not chosen or args.json:
             continue
         new_text = apply_bodies(doc, chosen)
@@ -154,4 +158,6 @@ def run_generate(args: argparse.Namespace) -> int:
                 )
             )
     out.flush()
+    if unfilled:
+        log.warning("%d of %d functions got no valid body and were left as they were (reasons above)", unfilled, total)
     return 1 if failures else 0

@@ -20,7 +20,7 @@ from .analysis.grammar import (
     IncrementalBodyCheck,
     continuation_complete,
     normalize_continuation,
-    rank_candidates,
+    rank_with_refusals,
 )
 from .analysis.prompt import build_prompt
 from .analysis.sites import FunctionSite
@@ -48,6 +48,27 @@ class SiteResult:
     seconds: float = 0.0
     first_token_s: float = 0.0
     from_cache: bool = False
+    refused: list[str] = field(default_factory=list)
+    """Why the grammar check refused each candidate that gave no body (in candidate order)."""
+
+    @property
+    def unfilled_reason(self) -> str | None:
+        """None when there is a body; else one line saying why not, for the user."""
+        if self.candidates:
+            return None
+        return no_body_message(self.site.qualname, self.refused)
+
+
+def no_body_message(name: str, refused: list[str]) -> str:
+    """``make_score: no valid body — 3 candidates refused: line 2: invalid syntax (x2); empty body``"""
+    if not refused:
+        return f"{name}: no valid body — the model wrote nothing"
+    counts: dict[str, int] = {}
+    for reason in refused:
+        counts[reason] = counts.get(reason, 0) + 1
+    reasons = "; ".join(r if n == 1 else f"{r} (x{n})" for r, n in counts.items())
+    plural = "candidate" if len(refused) == 1 else "candidates"
+    return f"{name}: no valid body — {len(refused)} {plural} refused: {reasons}"
 
 
 def typed_prefix(doc: Document, site: FunctionSite) -> str:
@@ -106,7 +127,8 @@ class BodyGenerator:
                 raise ModelUnavailable(self._load_error)
             assert self._engine is not None
             info = self._engine.info
-            log.info("model loaded in %.2fs: %s", time.perf_counter() - t0, info)
+            log.info("model %s loaded in %.2fs (%s, variant %s)", info.get("model"), time.perf_counter() - t0,
+                     info.get("provider"), info.get("variant"))
             self._on_status("ready", f"{info.get('model')} on {info.get('provider')}")
             return self._engine
 
@@ -173,7 +195,7 @@ class BodyGenerator:
             (lead + g.text, g.score, str(g.finish_reason)) for g in result.generations
         ]
         pairs = [(normalize_continuation(site, text), score) for text, score, _ in raw]
-        ranked = rank_candidates(doc, site, pairs)
+        ranked, refused = rank_with_refusals(doc, site, pairs)
         out = SiteResult(
             site=site,
             candidates=ranked,
@@ -183,6 +205,7 @@ class BodyGenerator:
             cached_prompt_tokens=result.prefix_cache_hit_tokens,
             seconds=time.perf_counter() - t0,
             first_token_s=result.time_to_first_token_s,
+            refused=refused,
         )
         if key:
             self._cache[ckey] = out
@@ -191,4 +214,4 @@ class BodyGenerator:
         return out
 
 
-__all__ = ["BodyGenerator", "Cancelled", "ModelUnavailable", "SiteResult"]
+__all__ = ["BodyGenerator", "Cancelled", "ModelUnavailable", "SiteResult", "no_body_message"]

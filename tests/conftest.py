@@ -1,41 +1,24 @@
-"""Shared fixtures: real model packages built once per session (cached under .cache/)."""
+"""Shared fixtures: real model packages built once per session."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-CACHE = REPO / ".cache"
 sys.path.insert(0, str(REPO))
 
 
-def _cached_package(name: str, build) -> Path:  # type: ignore[no-untyped-def]
-    from codegen_lsp.modelpkg import ModelPackageError, load_package
-
-    path = CACHE / name
-    try:
-        load_package(path, verify_hashes=True)
-        return path
-    except ModelPackageError:
-        shutil.rmtree(path, ignore_errors=True)
-    tmp = CACHE / f"{name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    build(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 @pytest.fixture(scope="session")
-def tiny_coder_pkg() -> Path:
-    """A tiny Llama trained to write simple valid bodies (models/tiny_coder.py), as a real package."""
-    from models.tiny_coder import VERSION, build_tiny_coder_package
+def scripted_pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scripted model (export/scripted.py) with tests/scripted_rules.py: a real package whose
+    text is exact on every machine and thread count. Built in about a second."""
+    from export.scripted import build_scripted_package
+    from tests.scripted_rules import RULES
 
-    return _cached_package(f"tiny-coder-v{VERSION}", build_tiny_coder_package)  # 300 steps: deterministic
+    return build_scripted_package(tmp_path_factory.mktemp("scripted") / "pkg", RULES)
 
 
 @pytest.fixture(scope="session")

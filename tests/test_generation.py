@@ -7,29 +7,30 @@ from pathlib import Path
 import pytest
 
 from codegen_lsp.analysis.document import Document
+from codegen_lsp.analysis.grammar import rank_with_refusals
 from codegen_lsp.analysis.sites import site_at
 from codegen_lsp.config import Settings
-from codegen_lsp.generation import BodyGenerator, ModelUnavailable
+from codegen_lsp.generation import BodyGenerator, ModelUnavailable, no_body_message
 
 TYPED = 'def get_total(total, value):\n    """Return the sum of total and value."""\n    return total +\n'
 
 
-def test_live_site_continues_what_was_typed(tiny_coder_pkg: Path) -> None:
+def test_live_site_continues_what_was_typed(scripted_pkg: Path) -> None:
     doc = Document.from_text(TYPED)
     site = site_at(doc, 2, 18)
     assert site is not None and site.kind == "live"
-    gen = BodyGenerator(Settings(model_path=str(tiny_coder_pkg), candidates=3, temperature=0.7))
+    gen = BodyGenerator(Settings(model_path=str(scripted_pkg), candidates=3, temperature=0.7))
     result = gen.bodies(doc, site)
     assert result.candidates
     for cand in result.candidates:
         assert cand.body.startswith("    return total +") and len(cand.body) > len("    return total +")
 
 
-def test_results_are_cached_per_document_version(tiny_coder_pkg: Path) -> None:
+def test_results_are_cached_per_document_version(scripted_pkg: Path) -> None:
     doc = Document.from_text(TYPED.replace("    return total +\n", "    pass\n"), version=3)
     site = site_at(doc, 1, 0)
     assert site is not None
-    gen = BodyGenerator(Settings(model_path=str(tiny_coder_pkg)))
+    gen = BodyGenerator(Settings(model_path=str(scripted_pkg)))
     first = gen.bodies(doc, site, key="file:///a.py")
     again = gen.bodies(doc, site, key="file:///a.py")
     assert not first.from_cache and again.from_cache and again.candidates == first.candidates
@@ -47,3 +48,20 @@ def test_missing_model_raises_the_same_clear_error_each_time(tmp_path: Path) -> 
     with pytest.raises(ModelUnavailable) as second:
         gen.bodies(doc, site)
     assert str(first.value) == str(second.value)
+
+
+def test_no_body_message_counts_and_groups_reasons() -> None:
+    assert no_body_message("f", []) == "f: no valid body — the model wrote nothing"
+    assert no_body_message("C.m", ["line 1: invalid syntax", "empty body", "line 1: invalid syntax"]) == (
+        "C.m: no valid body — 3 candidates refused: line 1: invalid syntax (x2); empty body")
+
+
+def test_refusal_reasons_come_from_the_grammar_check() -> None:
+    doc = Document.from_text('def f(x):\n    """Doc."""\n    pass\n')
+    site = site_at(doc, 0, 0)
+    assert site is not None
+    ranked, refused = rank_with_refusals(doc, site, [("\n    return (x", -1.0), ("\n    return x", -2.0),
+                                                     ("\n    pass", -0.5), ("", -0.1)])
+    assert [c.body for c in ranked] == ["    return x"]
+    assert refused[0].startswith("line 1: ") and "never closed" in refused[0]
+    assert refused[1:] == ["trivial body", "empty body"]

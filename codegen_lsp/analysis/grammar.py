@@ -212,15 +212,25 @@ def rank_candidates(doc: Document, site: FunctionSite, candidates: list[tuple[st
     """Check each (raw continuation or body, model score); keep the valid bodies (or their valid
     prefixes), one per distinct text with its best score, best first (whole bodies before
     truncated ones at equal score)."""
+    return rank_with_refusals(doc, site, candidates)[0]
+
+
+def rank_with_refusals(
+    doc: Document, site: FunctionSite, candidates: list[tuple[str, float]]
+) -> tuple[list[Candidate], list[str]]:
+    """:func:`rank_candidates` plus, for every candidate that yielded no body at all, why the
+    grammar check refused it (in candidate order), so a caller can tell the user."""
     best: dict[str, Candidate] = {}
+    refused: list[str] = []
     for text, score in candidates:
         verdict = check_body(doc, site, normalize_continuation(site, text))
         if verdict.body is None:
+            refused.append(verdict.reason or "trivial body")
             continue
         key = _dedup_key(verdict.body)
         if key not in best or score > best[key].score:
             best[key] = Candidate(verdict.body, score, verdict.truncated)
-    return sorted(best.values(), key=lambda c: (-c.score, c.truncated))
+    return sorted(best.values(), key=lambda c: (-c.score, c.truncated)), refused
 
 
 class IncrementalBodyCheck:

@@ -84,7 +84,7 @@ class Engine:
             "context_length": m.context_length,
             "threads": self.threads,
         }
-        log.info("engine ready: %s", self.info)
+        log.debug("engine ready: %s", self.info)
 
     def _open_session(self, choice: ProviderChoice) -> tuple[DecoderSession, ProviderChoice]:
         variant = self.package.variant(choice.provider)
@@ -262,7 +262,6 @@ def load_engine(
         named = [v for v in package.manifest.variants if v.name == variant]
         if named and named[0].provider != choice.provider:
             choice = ProviderChoice(named[0].provider, f"variant '{variant}' requested; {choice.reason}")
-    log.info("execution provider: %s (%s)", choice.provider, choice.reason)
     if package.manifest.kind == "char-rnn":
         from .char_rnn import CharRNNEngine
 

@@ -75,9 +75,16 @@ def _load_error(lib: str) -> str | None:
 
 
 def probe_cuda() -> str | None:
-    """None when CUDA should work in this process, else why not (one line, for the log)."""
+    """None when CUDA should work in this process, else why not (one line, for the log).
+
+    The driver is checked first, with a plain ``dlopen``: on a machine without one nothing tries
+    to load the CUDA provider or its libraries, so their loaders print nothing at all.
+    """
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return f"this onnxruntime build ({ort.__version__}) has no CUDA provider"
+    err = _load_error(_DRIVER_LIB)
+    if err is not None:
+        return f"no NVIDIA driver ({err.split(':')[0]} not found)"
     with stdout_to_stderr():
         preload = getattr(ort, "preload_dlls", None)
         if preload is not None:
@@ -85,9 +92,6 @@ def probe_cuda() -> str | None:
                 preload()  # loads pip-installed nvidia-* libraries; prints failures to stdout
             except Exception as exc:  # noqa: BLE001 - any failure just means "no CUDA"
                 log.debug("onnxruntime.preload_dlls failed: %s", exc)
-        err = _load_error(_DRIVER_LIB)
-        if err is not None:
-            return f"no NVIDIA driver ({err})"
         # Loading the provider library resolves every CUDA/cuDNN library it links against, and its
         # error names the first missing one: a clearer reason than the session's fallback log.
         provider_lib = Path(ort.__file__).parent / "capi" / _CUDA_PROVIDER_LIB
@@ -109,9 +113,10 @@ def choose_provider(device: str, has_cuda_variant: bool = True) -> ProviderChoic
         device = "auto"
     if device == "cpu":
         return ProviderChoice("cpu", "cpu requested")
-    why_not = probe_cuda()
-    if why_not is None and not has_cuda_variant:
-        why_not = "the model package has no cuda variant"
+    if not has_cuda_variant:  # nothing to run on CUDA: do not even probe for it
+        why_not: str | None = "the model package has no cuda variant"
+    else:
+        why_not = probe_cuda()
     if why_not is None:
         return ProviderChoice("cuda", f"{device}: CUDA available")
     if device == "cuda":

@@ -71,15 +71,32 @@ def _client_resolves_edit(ls: CodegenServer) -> bool:
     return bool(rs and "edit" in rs.properties)
 
 
-async def _edits(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> list[types.TextEdit]:
-    edits = []
+async def _edits(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> tuple[list[types.TextEdit], list[str]]:
+    """The best body of each site as an edit, and one line per site that got none saying why."""
+    edits: list[types.TextEdit] = []
+    unfilled: list[str] = []
     for site in sites:
         result = await ls.site_bodies(uri, site, n=None, supersede=False)
         doc = ls.docs.get(uri)
-        if result is None or doc is None or not result.candidates:
+        if result is None or doc is None:
+            unfilled.append(f"{site.qualname}: not generated (cancelled, or the model is unavailable)")
+            continue
+        if not result.candidates:
+            unfilled.append(result.unfilled_reason or f"{site.qualname}: no valid body")
             continue
         edits.append(text_edit(doc, site, result.candidates[0].body))
-    return edits
+    return edits, unfilled
+
+
+def _tell_unfilled(ls: CodegenServer, unfilled: list[str], total: int) -> None:
+    """The user asked for bodies: say which functions got none and why (a message, not only the log)."""
+    if not unfilled:
+        return
+    for line in unfilled:
+        log.warning("%s", line)
+    head = f"codegen-lsp: left {len(unfilled)} of {total} functions as they were"
+    ls.window_show_message(types.ShowMessageParams(
+        type=types.MessageType.Warning, message=head + "\n" + "\n".join(unfilled)))
 
 
 def _sites(ls: CodegenServer, uri: str, line: int, all_sites: bool) -> list[FunctionSite]:
@@ -101,10 +118,14 @@ def register(ls: CodegenServer, cmd_one: str, cmd_all: str) -> None:
         if doc is None or doc.version != version:
             log.info("code action for %s is stale (document changed); no edit", uri)
             return action
-        edits = await _edits(ls, uri, _sites(ls, uri, data.get("line", -1), bool(data.get("all"))))
+        sites = _sites(ls, uri, data.get("line", -1), bool(data.get("all")))
+        edits, unfilled = await _edits(ls, uri, sites)
         doc = ls.docs.get(uri)
-        if edits and doc is not None and doc.version == version:
+        if doc is None or doc.version != version:
+            return action
+        if edits:
             action.edit = document_edit(uri, version, edits)
+        _tell_unfilled(ls, unfilled, len(sites))
         return action
 
     # pygls 2 spreads ExecuteCommandParams.arguments over the parameters, typed by annotation.
@@ -122,10 +143,15 @@ async def _apply(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> bool
     if doc is None or not sites:
         return False
     version = doc.version
-    edits = await _edits(ls, uri, sites)
+    edits, unfilled = await _edits(ls, uri, sites)
     doc = ls.docs.get(uri)
-    if not edits or doc is None or doc.version != version:
-        log.info("generated edit for %s dropped: document changed or nothing valid", uri)
+    if doc is None or doc.version != version:
+        msg = "codegen-lsp: the file changed while bodies were generated; nothing applied (run it again)"
+        log.info("%s: %s", uri, msg)
+        ls.window_show_message(types.ShowMessageParams(type=types.MessageType.Info, message=msg))
+        return False
+    _tell_unfilled(ls, unfilled, len(sites))
+    if not edits:
         return False
     result = await ls.workspace_apply_edit_async(
         types.ApplyWorkspaceEditParams(edit=document_edit(uri, version, edits), label="Generate body")

@@ -1,4 +1,4 @@
-"""`codegen-lsp generate` as a user runs it: a real subprocess on a tiny trained model package."""
+"""`codegen-lsp generate` as a user runs it: a real subprocess on the scripted model package."""
 
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def test_dry_run_lists_sites_without_a_model(tmp_path: Path) -> None:
     assert r.returncode == 1 and "latin1.py: not UTF-8" in r.stderr  # reported, others still listed
 
 
-def test_diff_on_a_directory_reports_each_bad_file_and_goes_on(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+def test_diff_on_a_directory_reports_each_bad_file_and_goes_on(tmp_path: Path, scripted_pkg: Path) -> None:
     proj = _project(tmp_path)
     missing = tmp_path / "missing.py"
-    r = run("--log-level", "warning", "generate", str(proj), str(missing), "--model", str(tiny_coder_pkg))
+    r = run("--log-level", "warning", "generate", str(proj), str(missing), "--model", str(scripted_pkg))
     assert r.returncode == 1
     errors = [ln for ln in r.stderr.splitlines() if " ERROR " in ln]
     assert len(errors) == 2, r.stderr
@@ -54,23 +54,23 @@ def test_diff_on_a_directory_reports_each_bad_file_and_goes_on(tmp_path: Path, t
     assert (proj / "pkg" / "good.py").read_text() == GOOD  # a diff never writes
 
 
-def test_write_fills_stubs_atomically_and_json_reports(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+def test_write_fills_stubs_atomically_and_json_reports(tmp_path: Path, scripted_pkg: Path) -> None:
     proj = _project(tmp_path)
     target = proj / "pkg" / "good.py"
-    r = run("generate", str(target), "--json", "--candidates", "2", "--model", str(tiny_coder_pkg))
+    r = run("generate", str(target), "--json", "--candidates", "2", "--model", str(scripted_pkg))
     assert r.returncode == 0, r.stderr
     rows = [json.loads(line) for line in r.stdout.splitlines()]
     assert [row["function"] for row in rows] == ["get_total", "make_score"]
     for row in rows:
         assert row["body"] and row["candidates"] and row["timings"]["prompt_tokens"] > 0
-    r = run("generate", str(target), "--write", "--model", str(tiny_coder_pkg))
+    r = run("generate", str(target), "--write", "--model", str(scripted_pkg))
     assert r.returncode == 0, r.stderr
     text = target.read_text()
     ast.parse(text)
     assert "pass" not in text and "..." not in text and not list(target.parent.glob(".good.py.*"))
 
 
-def test_missing_and_corrupt_models_give_one_clear_line(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+def test_missing_and_corrupt_models_give_one_clear_line(tmp_path: Path, scripted_pkg: Path) -> None:
     proj = _project(tmp_path)
     r = run("generate", str(proj), "--model", str(tmp_path / "nowhere"))
     assert r.returncode == 1 and r.stdout == ""
@@ -80,3 +80,27 @@ def test_missing_and_corrupt_models_give_one_clear_line(tmp_path: Path, tiny_cod
     (bad / "manifest.json").write_text("{not json")
     r = run("generate", str(proj), "--model", str(bad))
     assert r.returncode == 1 and "not readable JSON" in r.stderr
+
+
+BROKEN = '''def broken_ratio(total, count):
+    """Return total divided by count."""
+    pass
+'''
+
+
+def test_sites_without_a_valid_body_are_reported_and_the_rest_written(tmp_path: Path, scripted_pkg: Path) -> None:
+    target = tmp_path / "mixed.py"
+    target.write_text(GOOD + "\n\n" + BROKEN)
+    r = run("generate", str(target), "--json", "--candidates", "2", "--model", str(scripted_pkg))
+    assert r.returncode == 0, r.stderr
+    rows = {row["function"]: row for row in map(json.loads, r.stdout.splitlines())}
+    assert rows["get_total"]["unfilled"] is None and rows["get_total"]["refused"] == []
+    broken = rows["broken_ratio"]
+    assert broken["body"] is None and len(broken["refused"]) == 2
+    assert broken["unfilled"].startswith("broken_ratio: no valid body — 2 candidates refused: line 1: ")
+    r = run("generate", str(target), "--write", "--model", str(scripted_pkg))
+    assert r.returncode == 0, r.stderr
+    assert "mixed.py:11: broken_ratio: no valid body" in r.stderr
+    assert "1 of 3 functions got no valid body" in r.stderr
+    text = target.read_text()
+    assert "return total + value" in text and text.endswith(BROKEN)

@@ -20,11 +20,10 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def editor_model_dir(tiny_coder_pkg: Path) -> Path:
-    """A real model package that writes bodies which parse (models/tiny_coder.py, built once and
-    cached by tests/conftest.py); a random tiny model rarely produces one, so the editor would have
-    nothing to show."""
-    return tiny_coder_pkg
+def editor_model_dir(scripted_pkg: Path) -> Path:
+    """The scripted model package (tests/conftest.py): it writes the bodies tests/scripted_rules.py
+    gives for these tests' docstrings, the same on every machine."""
+    return scripted_pkg
 
 
 @pytest.fixture(scope="session")

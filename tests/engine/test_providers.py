@@ -65,7 +65,35 @@ def test_stdout_stays_empty_in_a_fresh_process(tiny_pkg: Path) -> None:
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert proc.stdout == b""
     err = proc.stderr.decode()
-    assert "python print" in err and "execution provider: cpu" in err
+    assert "python print" in err and "provider cpu (" in err
+
+
+_QUIET = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+from codegen_lsp.engine import GenerationConfig, load_engine
+from codegen_lsp.engine.providers import probe_cuda
+e = load_engine(sys.argv[1], device=sys.argv[2])
+e.generate("def f():", GenerationConfig(max_new_tokens=2))
+"""
+_LOADER_NOISE = ("Failed to load", "libcublas", "libcurand", "libcudnn", "install CUDA", "CUDAExecutionProvider")
+
+
+@pytest.mark.parametrize("device", ["auto", "cuda"])
+def test_start_without_a_driver_is_quiet_and_says_once_why(scripted_pkg: Path, device: str) -> None:
+    # The scripted package has a cuda variant, so `auto` really probes for CUDA.
+    proc = subprocess.run(
+        [sys.executable, "-c", _QUIET, str(scripted_pkg), device], capture_output=True, cwd=ROOT, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    err = proc.stderr.decode()
+    if "no NVIDIA driver" not in (probe_cuda() or ""):  # a machine with a driver: CUDA gets chosen instead
+        assert "provider cuda (" in err or "CUDA libraries missing" in err, err
+        return
+    assert not [n for n in _LOADER_NOISE if n in err], err
+    assert err.count("provider cpu (") == 1, err
+    assert err.count("WARNING") == (1 if device == "cuda" else 0), err
 
 
 def test_stdout_to_stderr_restores_fd1(capfd: pytest.CaptureFixture[str]) -> None:

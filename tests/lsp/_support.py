@@ -23,6 +23,14 @@ def make_score(score, size):
     ...
 '''
 
+# broken_ratio: the scripted model writes only invalid bodies for it (tests/scripted_rules.py).
+PARTIAL_DOC = TINY_DOC + '''
+
+def broken_ratio(total, count):
+    """Return total divided by count."""
+    pass
+'''
+
 LIVE_DOC = '''def check_value(value, size):
     """Return True if value is greater than size."""
     '''

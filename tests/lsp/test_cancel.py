@@ -28,8 +28,8 @@ def _complete(s: RawServer) -> int | None:
                   {"textDocument": {"uri": "file:///live.py"}, "position": {"line": 2, "character": 4}})
 
 
-def test_cancel_request_while_queued_behind_other_work(tiny_coder_pkg: Path) -> None:
-    s = _start(tiny_coder_pkg)
+def test_cancel_request_while_queued_behind_other_work(scripted_pkg: Path) -> None:
+    s = _start(scripted_pkg)
     try:
         # Occupy the inference worker: resolving "all stubs" generates 40 bodies.
         busy = s.send("codeAction/resolve", {
@@ -48,8 +48,8 @@ def test_cancel_request_while_queued_behind_other_work(tiny_coder_pkg: Path) -> 
         s.proc.kill()
 
 
-def test_newer_request_for_the_same_document_supersedes(tiny_coder_pkg: Path) -> None:
-    s = _start(tiny_coder_pkg)
+def test_newer_request_for_the_same_document_supersedes(scripted_pkg: Path) -> None:
+    s = _start(scripted_pkg)
     try:
         busy = s.send("codeAction/resolve", {
             "title": "all", "kind": "refactor.rewrite.codegen",

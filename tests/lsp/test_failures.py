@@ -72,9 +72,9 @@ def test_missing_model_says_so_once_and_answers_empty(tmp_path: Path) -> None:
         assert result is not None and result["items"] == []
 
 
-def test_corrupt_model_is_reported(tmp_path: Path, tiny_coder_pkg: Path) -> None:
+def test_corrupt_model_is_reported(tmp_path: Path, scripted_pkg: Path) -> None:
     broken = tmp_path / "pkg"
-    shutil.copytree(tiny_coder_pkg, broken)
+    shutil.copytree(scripted_pkg, broken)
     graph = next(broken.glob("*/model.onnx"))
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 2])  # a truncated download
     s = RawServer(SERVER_CMD)
@@ -88,9 +88,9 @@ def test_corrupt_model_is_reported(tmp_path: Path, tiny_coder_pkg: Path) -> None
     assert _by_id(frames)[rid]["result"]["items"] == []
 
 
-def test_huge_and_non_python_documents_do_not_hang(tiny_coder_pkg: Path) -> None:
+def test_huge_and_non_python_documents_do_not_hang(scripted_pkg: Path) -> None:
     s = RawServer(SERVER_CMD)
-    _init(s, {"modelPath": str(tiny_coder_pkg)})
+    _init(s, {"modelPath": str(scripted_pkg)})
     huge = ("x = [\n" + "    1,\n" * 400_000)  # 2.8 MB, unclosed bracket
     _open(s, "file:///huge.py", huge)
     _open(s, "file:///notes.md", "# Title\n\ndef f():\n    \"\"\"Doc.\"\"\"\n", language="markdown")
@@ -104,23 +104,23 @@ def test_huge_and_non_python_documents_do_not_hang(tiny_coder_pkg: Path) -> None
     assert not (replies[a]["result"] or {}).get("items") and not (replies[b]["result"] or {}).get("items")
 
 
-def test_stdout_carries_only_protocol_while_generating(tiny_coder_pkg: Path) -> None:
+def test_stdout_carries_only_protocol_while_generating(scripted_pkg: Path) -> None:
     # Loading the model runs the CUDA provider probe, whose library prints go to stdout unless the
     # engine keeps fd 1 clean; a real generation must also leave nothing but frames.
     s = RawServer(SERVER_CMD)
-    _init(s, {"modelPath": str(tiny_coder_pkg), "device": "cuda"})
+    _init(s, {"modelPath": str(scripted_pkg), "device": "cuda"})
     _open(s, "file:///t.py", TINY_DOC)
     rid = _completion(s, "file:///t.py", 5, 4)
     s.wait_reply(rid)
     frames = _shutdown(s)
-    assert _by_id(frames)[rid]["result"]["items"], "the tiny coder writes a body here"
+    assert _by_id(frames)[rid]["result"]["items"], "the scripted model writes a body here"
 
 
-def test_server_exits_when_the_editor_dies(tiny_coder_pkg: Path) -> None:
+def test_server_exits_when_the_editor_dies(scripted_pkg: Path) -> None:
     editor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     s = RawServer(SERVER_CMD)
     try:
-        _init(s, {"modelPath": str(tiny_coder_pkg)}, pid=editor.pid)
+        _init(s, {"modelPath": str(scripted_pkg)}, pid=editor.pid)
         assert s.wait_exit(1.0) is None
         editor.kill()
         editor.wait()
@@ -130,8 +130,8 @@ def test_server_exits_when_the_editor_dies(tiny_coder_pkg: Path) -> None:
         s.proc.kill()
 
 
-def test_server_exits_on_stdin_eof(tiny_coder_pkg: Path) -> None:
+def test_server_exits_on_stdin_eof(scripted_pkg: Path) -> None:
     s = RawServer(SERVER_CMD)
-    _init(s, {"modelPath": str(tiny_coder_pkg)})
+    _init(s, {"modelPath": str(scripted_pkg)})
     frames, _err, _rc = s.finish(timeout=30)  # closing stdin must end the process
     assert any(f.get("id") == 1 for f in frames)

@@ -1,5 +1,5 @@
 """The real `codegen-lsp serve` over stdio, driven by pytest-lsp with recorded editor capabilities,
-on a tiny trained model package (fast)."""
+on the scripted model package (exact output, fast)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from ._support import LIVE_DOC, SERVER_CMD, TINY_DOC, apply_edits, open_doc, parses
+from ._support import LIVE_DOC, PARTIAL_DOC, SERVER_CMD, TINY_DOC, apply_edits, open_doc, parses
 
 CONFIG = ClientServerConfig(server_command=SERVER_CMD)
 
@@ -32,29 +32,29 @@ def _record_apply_edit(client: LanguageClient) -> list[types.ApplyWorkspaceEditP
 
 
 @pytest_lsp.fixture(config=CONFIG)
-async def vscode(lsp_client: LanguageClient, tiny_coder_pkg: Path):
+async def vscode(lsp_client: LanguageClient, scripted_pkg: Path):
     _record_apply_edit(lsp_client)
     await lsp_client.initialize_session(
-        _init("visual-studio-code", {"modelPath": str(tiny_coder_pkg), "candidates": 3, "temperature": 0.7})
+        _init("visual-studio-code", {"modelPath": str(scripted_pkg), "candidates": 3, "temperature": 0.7})
     )
     yield
     await lsp_client.shutdown_session()
 
 
 @pytest_lsp.fixture(config=CONFIG)
-async def neovim(lsp_client: LanguageClient, tiny_coder_pkg: Path):
+async def neovim(lsp_client: LanguageClient, scripted_pkg: Path):
     _record_apply_edit(lsp_client)
     await lsp_client.initialize_session(
-        _init("neovim@v0.11", {"codegenLsp": {"modelPath": str(tiny_coder_pkg), "candidates": 2}})
+        _init("neovim@v0.11", {"codegenLsp": {"modelPath": str(scripted_pkg), "candidates": 2}})
     )
     yield
     await lsp_client.shutdown_session()
 
 
-async def test_capabilities_advertised(tiny_coder_pkg: Path) -> None:
+async def test_capabilities_advertised(scripted_pkg: Path) -> None:
     client = await CONFIG.start()
     try:
-        result = await client.initialize_session(_init("visual-studio-code", {"modelPath": str(tiny_coder_pkg)}))
+        result = await client.initialize_session(_init("visual-studio-code", {"modelPath": str(scripted_pkg)}))
         caps = result.capabilities
         assert caps.completion_provider is not None
         assert caps.inline_completion_provider is not None
@@ -164,6 +164,38 @@ async def test_generate_all_command_applies_versioned_edit(vscode: LanguageClien
     assert "pass" not in new_text and "..." not in new_text
 
 
+async def test_generate_all_fills_what_it_can_and_says_what_it_could_not(vscode: LanguageClient, tmp_path: Path) -> None:
+    uri = (tmp_path / "partial.py").as_uri()
+    open_doc(vscode, uri, PARTIAL_DOC, version=3)
+    ok = await vscode.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codegen-lsp.generateAllInFile", arguments=[uri])
+    )
+    applied = vscode.applied_edits  # type: ignore[attr-defined]
+    assert ok is True and len(applied) == 1
+    new_text = apply_edits(PARTIAL_DOC, list(applied[0].edit.document_changes[0].edits))
+    assert "    return total + value\n" in new_text and "    return score * size" in new_text
+    assert new_text.split("def broken_ratio")[1].endswith('"""Return total divided by count."""\n    pass\n')
+    warnings = [m.message for m in vscode.messages if m.type == types.MessageType.Warning]
+    assert len(warnings) == 1, warnings
+    assert "left 1 of 3 functions" in warnings[0]
+    assert "broken_ratio: no valid body — 3 candidates refused:" in warnings[0]
+    assert "was never closed" in warnings[0] and "invalid syntax" in warnings[0]
+
+
+async def test_generate_body_with_no_valid_body_applies_nothing_and_says_why(
+    vscode: LanguageClient, tmp_path: Path
+) -> None:
+    uri = (tmp_path / "only.py").as_uri()
+    open_doc(vscode, uri, PARTIAL_DOC)
+    line = PARTIAL_DOC.splitlines().index("def broken_ratio(total, count):")
+    ok = await vscode.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codegen-lsp.generateBody", arguments=[uri, line, 0])
+    )
+    assert ok is False and not vscode.applied_edits  # type: ignore[attr-defined]
+    warnings = [m.message for m in vscode.messages if m.type == types.MessageType.Warning]
+    assert len(warnings) == 1 and "left 1 of 1 functions" in warnings[0] and "broken_ratio" in warnings[0]
+
+
 async def test_neovim_capabilities_code_action_flow(neovim: LanguageClient, tmp_path: Path) -> None:
     uri = (tmp_path / "f.py").as_uri()
     open_doc(neovim, uri, TINY_DOC)
@@ -175,11 +207,11 @@ async def test_neovim_capabilities_code_action_flow(neovim: LanguageClient, tmp_
     assert actions and any(isinstance(a, types.CodeAction) and "make_score" in a.title for a in actions)
 
 
-async def test_invalid_settings_warn_and_fall_back(tiny_coder_pkg: Path) -> None:
+async def test_invalid_settings_warn_and_fall_back(scripted_pkg: Path) -> None:
     client = await CONFIG.start()
     try:
         await client.initialize_session(
-            _init("visual-studio-code", {"modelPath": str(tiny_coder_pkg), "candidates": 99, "device": "tpu", "bogus": 1})
+            _init("visual-studio-code", {"modelPath": str(scripted_pkg), "candidates": 99, "device": "tpu", "bogus": 1})
         )
         for _ in range(50):
             if client.messages:
