@@ -1,4 +1,4 @@
-"""`codegen-lsp` command line: serve, generate, bench, check."""
+"""`codegen-lsp` command line: serve, generate, bench, check, models."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--candidates", type=int, default=1, help="bodies to sample per site (best one is used)")
     g.add_argument("--max-tokens", type=int, default=160)
     g.add_argument("--temperature", type=float, default=0.2)
-    g.add_argument("--model", help="model package directory (default: the embedded default model)")
+    g.add_argument("--model", help="model package directory or catalog name (default: the embedded default model)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     b = sub.add_parser("bench", help="print engine speed figures with baselines")
@@ -47,6 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="verify a model package (sizes and hashes) and print its manifest summary")
     c.add_argument("--model", help="model package directory")
+
+    from .models_cmd import add_parser
+
+    add_parser(sub)
     return p
 
 
@@ -65,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         return _bench(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "models":
+        from .models_cmd import run_models
+
+        return run_models(args)
     return 2
 
 
@@ -98,11 +106,12 @@ def _bench(args: argparse.Namespace) -> int:
 
     from .engine.bench import run_bench
     from .modelpkg import resolve_model_dir
+    from .modelpkg.catalog import DEFAULT_NAME
     from .modelpkg.locate import data_home
 
     gguf = args.gguf
     if gguf is None and not args.model:
-        cached = sorted((data_home() / "cache" / "default-model").glob("*.gguf"))
+        cached = sorted((data_home() / "cache" / DEFAULT_NAME).glob("*.gguf"))
         gguf = str(cached[0]) if cached else None
     res = run_bench(resolve_model_dir(args.model), threads=args.threads, max_new_tokens=args.new_tokens,
                     baselines=not args.no_baselines, hf_checkpoint=args.hf_checkpoint, gguf=gguf)

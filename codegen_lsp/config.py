@@ -16,7 +16,10 @@ class Settings:
     (under the ``codegenLsp`` section or at the top level)."""
 
     model_path: str | None = None
-    """Model package directory; default: ``$CODEGEN_LSP_MODEL`` or the per-user data dir."""
+    """Model package directory or catalog name (``codegen-lsp models list``); default:
+    ``$CODEGEN_LSP_MODEL`` or the catalog default in the per-user data dir."""
+    variant: str | None = None
+    """A variant of the package to use by name (e.g. ``cpu-int8``) instead of the provider's first."""
     device: str = "auto"
     """``auto`` (CUDA when it loads, else CPU), ``cpu`` or ``cuda``."""
     candidates: int = 3

@@ -22,7 +22,7 @@ from .analysis.grammar import (
     normalize_continuation,
     rank_with_refusals,
 )
-from .analysis.prompt import build_prompt
+from .analysis.prompt import build_prompt, build_suffix
 from .analysis.sites import FunctionSite
 from .config import Settings
 from .engine import Cancelled, Engine, GenerationConfig, load_engine
@@ -117,7 +117,7 @@ class BodyGenerator:
             self._on_status("loading", f"loading model from {path}")
             t0 = time.perf_counter()
             try:
-                self._engine = load_engine(path, device=self.settings.device)
+                self._engine = load_engine(path, device=self.settings.device, variant=self.settings.variant)
             except ModelPackageError as exc:
                 self._load_error = f"{exc}; or point codegenLsp.modelPath at another package"
             except Exception as exc:  # a broken graph surfaces as an ORT error: report, never crash
@@ -135,7 +135,8 @@ class BodyGenerator:
     def reset(self, settings: Settings) -> None:
         """New settings: drop the engine if the model or device changed, and the result cache."""
         with self._lock:
-            if (settings.model_path, settings.device) != (self.settings.model_path, self.settings.device):
+            if (settings.model_path, settings.device, settings.variant) != (
+                    self.settings.model_path, self.settings.device, self.settings.variant):
                 self._engine = None
                 self._load_error = None
             self.settings = settings
@@ -169,12 +170,18 @@ class BodyGenerator:
             return SiteResult(**{**cached.__dict__, "from_cache": True})
         engine = self.ensure_engine()
         manifest = engine.manifest
+        conv = manifest.prompt
+        budget = max(64, manifest.context_length - self.settings.max_tokens - 8)
+        suffix = ""
+        if conv.template == "fim":
+            suffix = build_suffix(doc, site, engine.count_tokens, min(conv.suffix_tokens, budget // 4))
+            budget = max(64, budget - engine.count_tokens(suffix) - 3)  # 3: the FIM markers
         prompt = build_prompt(
             doc,
             site,
             count_tokens=engine.count_tokens,
-            budget=max(64, manifest.context_length - self.settings.max_tokens - 8),
-            end_before_newline=manifest.prompt.end_before_newline,
+            budget=budget,
+            end_before_newline=conv.end_before_newline,
         )
         checker = IncrementalBodyCheck(doc, site)
         # A live site's line may already hold the start of the body (`return (x +`): the model
@@ -190,7 +197,10 @@ class BodyGenerator:
             return checker.viable(text)
 
         t0 = time.perf_counter()
-        result = engine.generate(prompt.text + lead, self.generation_config(n), on_line=on_line, cancel=cancel)
+        text = prompt.text + lead
+        if conv.template == "fim":
+            text = f"{conv.fim_prefix}{text}{conv.fim_suffix}{suffix}{conv.fim_middle}"
+        result = engine.generate(text, self.generation_config(n), on_line=on_line, cancel=cancel)
         raw: list[tuple[str, float, str]] = [
             (lead + g.text, g.score, str(g.finish_reason)) for g in result.generations
         ]

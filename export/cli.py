@@ -17,6 +17,7 @@ USAGE_EXAMPLES = """examples:
   python -m export causal-lm --checkpoint ./SmolLM2-135M --out pkg/ --weight-int8 --license Apache-2.0
   python -m export causal-lm --gguf model.Q8_0.gguf --out pkg/ --dtype fp16
   python -m export default-model [its own options]
+  python -m export models list | install NAME [--force] | verify [NAME]
 """
 
 
@@ -41,9 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     lm.add_argument("--name", help="package name (default: the source's name)")
     lm.add_argument("--license", default="unknown", help="SPDX id of the weights' licence, e.g. Apache-2.0")
     lm.add_argument("--steps", type=int, default=32, help="greedy steps validated per prompt (default 32)")
+    lm.add_argument("--fim", nargs=3, metavar=("PREFIX", "SUFFIX", "MIDDLE"),
+                    help="declare a fill-in-the-middle prompt with these marker tokens, e.g. "
+                         "'<fim_prefix>' '<fim_suffix>' '<fim_middle>' (StarCoder)")
     lm.add_argument("--threads", type=int, default=0,
                     help="torch and ONNX Runtime threads for export and validation (default: all cores)")
     sub.add_parser("default-model", add_help=False, help="build the embedded default model package")
+    sub.add_parser("models", add_help=False, help="the model catalog: list, install NAME, verify [NAME]")
     return parser
 
 
@@ -100,6 +105,7 @@ def causal_lm(args: argparse.Namespace) -> Path:
             keep_fp32=args.keep_fp32,
             steps=args.steps,
             threads=args.threads,
+            fim=tuple(args.fim) if args.fim else None,
         )
         try:
             out = export_causal_lm(model, tokenizer_json, Source.of(source_path), options)
@@ -121,10 +127,35 @@ def default_model(argv: Sequence[str]) -> int:
     return int(module.main(list(argv)) or 0)
 
 
+def models(argv: Sequence[str]) -> int:
+    """``models install`` builds here (see export/catalog.py); list and verify are the runtime's."""
+    import subprocess
+
+    from codegen_lsp.models_cmd import add_parser, run_models
+
+    parser = argparse.ArgumentParser(prog="python -m export")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["models", *argv])
+    if args.models_command != "install":
+        return run_models(args)
+    from codegen_lsp.modelpkg import ModelPackageError
+
+    from .catalog import install
+
+    try:
+        install(args.name, force=args.force)
+    except (ExportError, ModelPackageError, subprocess.CalledProcessError, OSError) as exc:
+        print(f"install {args.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["default-model"]:
         return default_model(argv[1:])
+    if argv[:1] == ["models"]:
+        return models(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         causal_lm(args)

@@ -26,7 +26,7 @@ from codegen_lsp.modelpkg import IONames, Quantization, Variant
 from .errors import ExportError
 from .specs import Tolerance
 
-Precision = Literal["int8", "fp16", "fp32"]
+Precision = Literal["int4", "int8", "fp16", "fp32"]
 GENAI_CONFIG = "genai_config.json"
 GRAPH_FILE = "model.onnx"
 DEFAULT_MAX_LENGTH = 2048
@@ -57,6 +57,8 @@ def build_fused(
     max_length: int = DEFAULT_MAX_LENGTH,
     accuracy_level: int = 4,
     log: Path | None = None,
+    options: Sequence[str] = (),
+    embed_fp16: bool = False,
 ) -> FusedBuild:
     """Run the genai builder on an HF checkpoint dir, then keep only last-position logits.
 
@@ -66,7 +68,8 @@ def build_fused(
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     cache = out_dir / ".builder-cache"
-    extra = [f"accuracy_level={accuracy_level}"] if precision == "int8" else []
+    quantized = precision in ("int4", "int8")
+    extra = [f"accuracy_level={accuracy_level}", *options] if quantized else list(options)
     cmd = [
         sys.executable, "-m", "onnxruntime_genai.models.builder",
         "-i", str(checkpoint), "-o", str(out_dir), "-p", precision, "-e", provider, "-c", str(cache),
@@ -86,8 +89,10 @@ def build_fused(
     set_max_length(out_dir / GENAI_CONFIG, max_length)
     graph = out_dir / GRAPH_FILE
     keep_last_logits(graph)
+    if embed_fp16:
+        half_embedding(graph)
     data = sorted(p for p in out_dir.iterdir() if p.name.startswith(GRAPH_FILE + ".data"))
-    level = accuracy_level if precision == "int8" else 0
+    level = accuracy_level if quantized else 0
     return FusedBuild(out_dir, graph, data, precision, provider, level, time.perf_counter() - t0)
 
 
@@ -150,7 +155,9 @@ def graph_io_names(graph_path: Path) -> tuple[list[str], list[str]]:
 FUSED_INT8 = Tolerance(atol=3.0, rtol=0.1, tie_margin=0.5, min_greedy_agreement=0.9)
 FUSED_FP16 = Tolerance(atol=0.3, rtol=0.02, tie_margin=0.1, min_greedy_agreement=0.95)
 FUSED_FP32 = Tolerance(atol=1e-3, rtol=1e-3, tie_margin=2e-3)
-_TOLERANCE: dict[Precision, Tolerance] = {"int8": FUSED_INT8, "fp16": FUSED_FP16, "fp32": FUSED_FP32}
+# int4 weights (int8 tied head) move logits further; measured on Qwen2.5-Coder-0.5B (docs/performance.md).
+FUSED_INT4 = Tolerance(atol=6.0, rtol=0.2, tie_margin=1.0, min_greedy_agreement=0.8)
+_TOLERANCE: dict[Precision, Tolerance] = {"int4": FUSED_INT4, "int8": FUSED_INT8, "fp16": FUSED_FP16, "fp32": FUSED_FP32}
 _ORT_PROVIDER = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
 
@@ -174,8 +181,9 @@ def fused_variant(build: FusedBuild, name: str, package_root: Path) -> Variant:
     """The manifest entry for a build lying under ``package_root/name``."""
     rel = lambda p: p.relative_to(package_root).as_posix()  # noqa: E731
     quant = (
-        Quantization(method="matmulnbits", bits=8, block_size=32, accuracy_level=build.accuracy_level)
-        if build.precision == "int8"
+        Quantization(method="matmulnbits", bits=4 if build.precision == "int4" else 8, block_size=32,
+                     accuracy_level=build.accuracy_level)
+        if build.precision in ("int4", "int8")
         else Quantization()
     )
     return Variant(
@@ -360,3 +368,34 @@ def time_genai(model_dir: Path, prompt: list[int], new_tokens: int = 128) -> Dec
     first, rest, tokens = run(prompt, new_tokens)
     return DecodeTiming(len(prompt), len(tokens), first, len(prompt) / first,
                         (len(tokens) - 1) / rest, tuple(tokens))
+
+
+def half_embedding(graph_path: Path, name: str = "model.embed_tokens.weight") -> None:
+    """Store the (unquantized) token embedding table as fp16 and cast the gathered rows back to fp32.
+
+    onnxruntime-genai quantizes an embedding Gather only to 4 bits, so an int8 build keeps the table
+    in fp32: for Qwen2.5-Coder-0.5B that is 545 MB of the process's memory for a lookup of one row
+    per token. fp16 halves it; a row's values move by at most 2**-11 relative."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(graph_path), load_external_data=True)
+    graph = model.graph
+    init = next((i for i in graph.initializer if i.name == name), None)
+    gather = next((n for n in graph.node if n.op_type == "Gather" and n.input and n.input[0] == name), None)
+    if init is None or gather is None or init.data_type != TensorProto.FLOAT:
+        return  # quantized, shared or already converted: nothing to do
+    half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), name)
+    graph.initializer.remove(init)
+    graph.initializer.append(half)
+    rows, cast = gather.output[0], gather.output[0] + "/fp16"
+    gather.output[0] = cast
+    at = list(graph.node).index(gather) + 1
+    graph.node.insert(at, helper.make_node("Cast", [cast], [rows], name=gather.name + "/to_fp32", to=TensorProto.FLOAT))
+    data = graph_path.name + ".data"
+    for stale in graph_path.parent.glob(graph_path.name + ".data*"):
+        stale.unlink()
+    onnx.save(model, str(graph_path), save_as_external_data=True, all_tensors_to_one_file=True, location=data,
+              size_threshold=1024)
+    for written in (graph_path, graph_path.with_name(data)):
+        written.chmod(0o644)

@@ -62,15 +62,23 @@ def build_fused_package(
     allow_bos: bool = True,
     step: Step = _call,
     on_variant: Callable[[Variant, FusedBuild, Any, tuple[int, int, int]], None] | None = None,
+    builder_options: dict[str, Sequence[str]] | None = None,
+    context_cap: int = DEFAULT_MAX_LENGTH,
+    extra_files: Callable[[], list[str]] | None = None,
+    fim: tuple[str, str, str] | None = None,
+    embed_fp16: Sequence[str] = (),
 ) -> Manifest:
     """Build every variant of ``plan`` from ``checkpoint`` into ``stage``, validate each against the
     fp32 PyTorch ``model``, and write the manifest there. ``allow_bos=False`` never prepends a bos
-    (raw code prompts); otherwise only where the tokenizer itself would add one."""
+    (raw code prompts); otherwise only where the tokenizer itself would add one. ``builder_options``:
+    extra onnxruntime-genai builder options per variant name; ``context_cap``: the most positions the
+    manifest records; ``extra_files`` writes more files into ``stage`` and returns their names;
+    ``embed_fp16``: variants whose unquantized embedding table is stored as fp16."""
     import shutil
 
     from tokenizers import Tokenizer
 
-    from .package_writer import exporter_version, prompt_convention, prompt_ids, special_tokens
+    from .package_writer import exporter_version, prompt_convention, prompt_ids, special_tokens, with_fim
     from .specs import spec_for_config
     from .validate import PROMPTS
 
@@ -81,13 +89,15 @@ def build_fused_package(
     eot = tokenizer.token_to_id(END_OF_TEXT)
     if eot is not None and eot not in tokens.eos:
         tokens.eos.append(eot)
-    convention = prompt_convention(tokenizer, tokens.bos if allow_bos else None)
+    convention = with_fim(prompt_convention(tokenizer, tokens.bos if allow_bos else None), fim)
     tokens = SpecialTokens(eos=tokens.eos, bos=tokens.bos if convention.add_bos else None, pad=tokens.pad)
     prompts = prompt_ids(tokenizer, PROMPTS, convention, tokens.bos, DEFAULT_MAX_LENGTH)
     dims = (shape.num_layers, shape.num_kv_heads, shape.head_size)
     variants: list[Variant] = []
     for vname, precision, provider in plan:
-        build = step(f"build {vname}", build_fused, checkpoint, stage / vname, precision, provider)
+        opts = tuple((builder_options or {}).get(vname, ()))
+        build = step(f"build {vname}", build_fused, checkpoint, stage / vname, precision, provider,
+                     context_cap, 4, None, opts, vname in embed_fp16)
         variant = fused_variant(build, vname, stage)
         variant.validation = step(f"validate {vname}", validate_fused, build, model, prompts, dims)
         report(vname, variant.validation)
@@ -109,7 +119,7 @@ def build_fused_package(
         hidden_size=shape.hidden_size,
         vocab_size=shape.vocab_size,
         # The engine sizes its KV buffers from this; 8192 would cost ~350 MiB per sequence.
-        context_length=min(shape.context_length, DEFAULT_MAX_LENGTH),
+        context_length=min(shape.context_length, context_cap),
         special_tokens=tokens,
         prompt=convention,
         provenance=provenance,
@@ -121,6 +131,7 @@ def build_fused_package(
         check_io_names(stage, manifest, v, *graph_io_names(stage / v.graph))
     listed = [TOKENIZER_FILE] + [p for v in variants for p in (v.graph, *v.external_data)]
     listed += [f"{v.name}/{GENAI_CONFIG}" for v in variants]  # for onnxruntime-genai's Generator
+    listed += extra_files() if extra_files is not None else []
     manifest.files = file_entries(stage, listed)
     write_manifest(stage, manifest)
     return manifest

@@ -98,8 +98,12 @@ def check_round_trip(tokenizer_json: Path, samples: tuple[str, ...] = ROUND_TRIP
             raise TokenizerConversionError(f"{tokenizer_json}: {len(ids)} tokens for {len(text)} chars")
 
 
-def dequantize_to_checkpoint(gguf_path: str | Path, out_dir: str | Path) -> Path:
-    """Write a clean HF checkpoint (config.json, fp32 model.safetensors, tokenizer files) for a GGUF."""
+def dequantize_to_checkpoint(gguf_path: str | Path, out_dir: str | Path, tie_embeddings: bool = False) -> Path:
+    """Write a clean HF checkpoint (config.json, fp32 model.safetensors, tokenizer files) for a GGUF.
+
+    ``tie_embeddings``: the GGUF's ``output.weight`` is only a re-quantized copy of ``token_embd``
+    (Qwen2.5-Coder's 0.5B ties them upstream): drop it and tie the head to the embedding, so the
+    builder can share one quantized table between the two (``shared_embeddings``)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -112,9 +116,13 @@ def dequantize_to_checkpoint(gguf_path: str | Path, out_dir: str | Path) -> Path
     config = AutoConfig.for_model(model_type, **cfg_dict)
     config.architectures = [type(loaded).__name__]
     config.dtype = torch.float32
+    state = loaded.state_dict()
+    if tie_embeddings:
+        config.tie_word_embeddings = True
+        state = {k: v for k, v in state.items() if k != "lm_head.weight"}
     with torch.device("meta"):
         clean = AutoModelForCausalLM.from_config(config)
-    clean.load_state_dict(loaded.state_dict(), assign=True)
+    clean.load_state_dict(state, assign=True, strict=not tie_embeddings)
     clean.tie_weights()
     out_dir.mkdir(parents=True, exist_ok=True)
     clean.save_pretrained(str(out_dir), safe_serialization=True)

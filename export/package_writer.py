@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -46,6 +46,8 @@ from .torch_export import export_fp32, graph_io
 from .validate import PROMPTS, OrtStepper, check_graph, open_session, validate_causal_lm
 
 TOKENIZER_FILE = "tokenizer.json"
+MAX_CONTEXT = 2048
+"""Most positions a package records (same cap as export/catalog.py)."""
 GRAPH_FILE = "model.onnx"
 _EOS_NAMES = ("</s>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<eos>")
 
@@ -68,6 +70,8 @@ class ExportOptions:
     threads: int = 0
     """Intra-op threads for validation sessions (0: ORT's default; tiny models run best on 1)."""
     notes: str = ""
+    fim: tuple[str, str, str] | None = None
+    """Prefix, suffix and middle markers: the package declares a fill-in-the-middle prompt."""
 
 
 @dataclass
@@ -147,6 +151,14 @@ def prompt_convention(tokenizer: Tokenizer, bos: int | None) -> PromptConvention
     return PromptConvention(end_before_newline=merges, add_bos=add_bos)
 
 
+def with_fim(convention: PromptConvention, fim: tuple[str, str, str] | None) -> PromptConvention:
+    """The convention with a fill-in-the-middle template, when ``fim`` names the three markers."""
+    if fim is None:
+        return convention
+    prefix, suffix, middle = fim
+    return replace(convention, template="fim", fim_prefix=prefix, fim_suffix=suffix, fim_middle=middle)
+
+
 def prompt_ids(tokenizer: Tokenizer, prompts: Iterable[str], convention: PromptConvention,
                bos: int | None, max_len: int) -> list[list[int]]:
     out = []
@@ -202,7 +214,7 @@ def export_causal_lm(model: Any, tokenizer_json: Path, source: Source, options: 
     model.eval()
     tokenizer = Tokenizer.from_file(str(tokenizer_json))
     tokens = special_tokens(model, tokenizer, shape.vocab_size)
-    convention = prompt_convention(tokenizer, tokens.bos)
+    convention = with_fim(prompt_convention(tokenizer, tokens.bos), options.fim)
     prompts = prompt_ids(tokenizer, options.prompts, convention, tokens.bos, shape.context_length - options.steps - 1)
     out = Path(options.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -255,7 +267,9 @@ def export_causal_lm(model: Any, tokenizer_json: Path, source: Source, options: 
             head_size=shape.head_size,
             hidden_size=shape.hidden_size,
             vocab_size=shape.vocab_size,
-            context_length=shape.context_length,
+            # The engine sizes prompts and KV buffers from this: a 32k window asks ONNX Runtime for a
+            # 32k-position attention on a long file; the trained window stays in extra.
+            context_length=min(shape.context_length, MAX_CONTEXT),
             special_tokens=tokens,
             prompt=convention,
             provenance=Provenance(
@@ -268,6 +282,7 @@ def export_causal_lm(model: Any, tokenizer_json: Path, source: Source, options: 
             ),
             variants=[],
             files=[],
+            extra={"trained_context_length": shape.context_length},
         )
         for b in built:
             inputs, outputs = graph_io(stage / b.variant.graph)

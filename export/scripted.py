@@ -46,7 +46,6 @@ from .errors import ExportError
 
 EOS = 0
 EOS_TEXT = "<|endoftext|>"
-VOCAB = 257
 WINDOW = 48
 CONTEXT_LENGTH = 8192
 OFF = -1.0e4
@@ -76,14 +75,16 @@ class _Context:
     rule: int = -1
 
 
-def byte_tokenizer() -> Tokenizer:
-    """One token per byte (ids 1..256), ``<|endoftext|>`` = 0, no merges."""
+def byte_tokenizer(special: Sequence[str] = ()) -> Tokenizer:
+    """One token per byte (ids 1..256), ``<|endoftext|>`` = 0, no merges; ``special`` tokens (e.g.
+    FIM markers) get ids 257, 258, ..."""
     alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
     vocab = {EOS_TEXT: EOS, **{ch: i + 1 for i, ch in enumerate(alphabet)}}
+    vocab.update({tok: 257 + i for i, tok in enumerate(special)})
     tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens([EOS_TEXT])
+    tok.add_special_tokens([EOS_TEXT, *special])
     return tok
 
 
@@ -128,9 +129,9 @@ def compile_script(rules: Sequence[Rule], tok: Tokenizer, window: int) -> dict[i
     return table
 
 
-def _graph(table: dict[int, _Context], window: int) -> onnx.ModelProto:
+def _graph(table: dict[int, _Context], window: int, vocab: int) -> onnx.ModelProto:
     keys = np.array(sorted(table), dtype=np.int64)
-    logits = np.full((len(keys) + 1, VOCAB), OFF, dtype=np.float32)
+    logits = np.full((len(keys) + 1, vocab), OFF, dtype=np.float32)
     logits[0, EOS] = 0.0  # row 0: an unknown context ends the text
     for row, key in enumerate(keys, start=1):
         logits[row, sorted(table[int(key)].next_ids)] = 0.0
@@ -175,7 +176,7 @@ def _graph(table: dict[int, _Context], window: int) -> onnx.ModelProto:
             helper.make_tensor_value_info("past_key_values.0.value", TensorProto.FLOAT, kv),
         ],
         outputs=[
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, VOCAB]),
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, vocab]),
             helper.make_tensor_value_info("present.0.key", TensorProto.FLOAT, ["batch", 1, "total", 1]),
             helper.make_tensor_value_info("present.0.value", TensorProto.FLOAT, ["batch", 1, "total", 1]),
         ],
@@ -211,13 +212,16 @@ def _replay(graph: Path, tok: Tokenizer, rules: Sequence[Rule]) -> None:
 
 
 def build_scripted_package(out_dir: Path, rules: Sequence[Rule], name: str = "scripted",
-                           window: int = WINDOW) -> Path:
-    """Compile ``rules`` into a model package at ``out_dir`` and replay each rule through ONNX Runtime."""
+                           window: int = WINDOW, fim: tuple[str, str, str] | None = None) -> Path:
+    """Compile ``rules`` into a model package at ``out_dir`` and replay each rule through ONNX Runtime.
+    ``fim``: prefix, suffix and middle markers; the package then declares a fill-in-the-middle prompt
+    and the rules' ``after`` texts contain the markers."""
     out = Path(out_dir)
-    tok = byte_tokenizer()
+    tok = byte_tokenizer(fim or ())
+    vocab = tok.get_vocab_size()
     table = compile_script(rules, tok, window)
     (out / GRAPH).parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(_graph(table, window), str(out / GRAPH))
+    onnx.save(_graph(table, window, vocab), str(out / GRAPH))
     tok.save(str(out / TOKENIZER))
     _replay(out / GRAPH, tok, rules)
     script = json.dumps([{"after": r.after, "write": list(r.write)} for r in rules], sort_keys=True)
@@ -226,9 +230,10 @@ def build_scripted_package(out_dir: Path, rules: Sequence[Rule], name: str = "sc
     manifest = Manifest(
         name=name, kind="causal-lm", architecture="scripted", tokenizer=TOKENIZER,
         num_layers=1, num_attention_heads=1, num_kv_heads=1, head_size=1, hidden_size=1,
-        vocab_size=VOCAB, context_length=CONTEXT_LENGTH,
+        vocab_size=vocab, context_length=CONTEXT_LENGTH,
         special_tokens=SpecialTokens(eos=[EOS]),
-        prompt=PromptConvention(template="raw", end_before_newline=True, add_bos=False),
+        prompt=PromptConvention(template="fim" if fim else "raw", end_before_newline=True, add_bos=False,
+                                **({"fim_prefix": fim[0], "fim_suffix": fim[1], "fim_middle": fim[2]} if fim else {})),
         provenance=Provenance(
             source=f"script of {len(rules)} rules", source_sha256=hashlib.sha256(script.encode()).hexdigest(),
             license="Apache-2.0", exporter_version="codegen-lsp export.scripted",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,10 @@ from codegen_lsp.analysis.document import Document
 from codegen_lsp.analysis.grammar import rank_with_refusals
 from codegen_lsp.analysis.sites import site_at
 from codegen_lsp.config import Settings
+from codegen_lsp.engine import load_engine
 from codegen_lsp.generation import BodyGenerator, ModelUnavailable, no_body_message
+from codegen_lsp.modelpkg import ManifestInvalid
+from export.scripted import Rule, build_scripted_package
 
 TYPED = 'def get_total(total, value):\n    """Return the sum of total and value."""\n    return total +\n'
 
@@ -65,3 +69,29 @@ def test_refusal_reasons_come_from_the_grammar_check() -> None:
     assert [c.body for c in ranked] == ["    return x"]
     assert refused[0].startswith("line 1: ") and "never closed" in refused[0]
     assert refused[1:] == ["trivial body", "empty body"]
+
+
+FIM = ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>")
+FIM_DOC = 'def area(w, h):\n    """Area of a w by h rectangle."""\n    pass\n\n\ndef perimeter(w, h):\n    return 2 * (w + h)\n'
+
+
+def test_fim_prompt_carries_the_code_after_the_function(tmp_path: Path) -> None:
+    # The scripted model writes the body only after exactly this FIM layout: markers, the code
+    # before the body, the code after the function as the suffix.
+    after = ('Area of a w by h rectangle."""<|fim_suffix|>\n\n\ndef perimeter(w, h):\n'
+             '    return 2 * (w + h)\n<|fim_middle|>')
+    pkg = build_scripted_package(tmp_path / "fim", [Rule(after, ["\n    return w * h"])], fim=FIM)
+    doc = Document.from_text(FIM_DOC)
+    site = site_at(doc, 0, 0)
+    assert site is not None
+    result = BodyGenerator(Settings(model_path=str(pkg), candidates=1)).bodies(doc, site)
+    assert [c.body for c in result.candidates] == ["    return w * h"]
+
+
+def test_fim_markers_that_are_not_single_tokens_are_refused_at_load(tmp_path: Path) -> None:
+    pkg = build_scripted_package(tmp_path / "fim", [Rule("#" * 48, ["\n"])], fim=FIM)
+    data = json.loads((pkg / "manifest.json").read_text())
+    data["prompt"]["fim_middle"] = "<fim-middle-typo>"
+    (pkg / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestInvalid, match="prompt.fim_middle '<fim-middle-typo>' is not one token"):
+        load_engine(pkg, device="cpu")

@@ -275,3 +275,21 @@ def _name(node: Node) -> str:
     if name is None:
         return decode((node.text or b"").split(b"\n", 1)[0][:40])
     return decode(name.text or b"")
+
+
+def build_suffix(doc: Document, site: FunctionSite, count_tokens: Callable[[str], int], budget: int) -> str:
+    """The code after the site's body, for fill-in-the-middle prompts: whole lines, nearest first,
+    within ``budget`` tokens. It starts with the line break that follows the body (empty at the end
+    of the file)."""
+    rest = _clean(doc.data[doc.offset_at(*site.edit_end):])
+    if budget <= 0 or not rest.strip():
+        return ""
+    lines = rest.split("\n")
+    kept = [lines[0]]
+    used = count_tokens(lines[0])
+    for line in lines[1:]:
+        used += count_tokens("\n" + line)
+        if used > budget:
+            break
+        kept.append(line)
+    return "\n".join(kept).rstrip() + "\n"

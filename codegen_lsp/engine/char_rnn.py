@@ -106,7 +106,7 @@ class CharRNNEngine(Engine):
         ids = ids[trimmed:] or [m.special_tokens.eos[0]]
         if cancel is not None and cancel.is_set():
             raise Cancelled(None)
-        n = config.num_candidates
+        n = config.num_candidates if config.temperature > 0 else 1  # greedy candidates would be identical
         zeros = np.zeros((m.num_layers, 1, m.hidden_size), np.float32)
         logits, state = self._run(np.asarray([ids], np.int64), [zeros] * len(self.state_in))
         state = [np.repeat(s, n, axis=1) for s in state]

@@ -15,7 +15,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import Manifest, ModelPackage, NoVariant, check_io_names, load_package
+from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, NoVariant, check_io_names, load_package
 from .config import CancelLike, GenerationConfig
 from .prefix_cache import PrefixCache
 from .providers import ProviderChoice, choose_provider, physical_cores, stdout_to_stderr
@@ -72,6 +72,7 @@ class Engine:
         self.choice = choice
         m = self.manifest
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
+        self._check_prompt_markers()
         self.eos_ids = frozenset(m.special_tokens.eos)
         self.prefix_cache = PrefixCache(prefix_cache_entries)
         self._lock = threading.Lock()
@@ -103,6 +104,19 @@ class Engine:
         check_io_names(self.package.root, self.manifest, variant, session.input_names, session.output_names)
         log.info("provider %s (%s), variant %s, %s graph", session.device, choice.reason, variant.name, session.style)
         return session, choice
+
+    def _check_prompt_markers(self) -> None:
+        """A FIM package must name markers its tokenizer maps to one token each (refused at load,
+        not discovered as garbage output)."""
+        p = self.manifest.prompt
+        if p.template != "fim":
+            return
+        for field_name in ("fim_prefix", "fim_suffix", "fim_middle"):
+            marker = getattr(p, field_name)
+            ids = self.tokenizer.encode(marker, add_special_tokens=False).ids if marker else []
+            if len(ids) != 1:
+                raise ManifestInvalid(self.package.root, f"prompt.{field_name} {marker!r} is not one token of this "
+                                      "tokenizer (template 'fim' needs all three markers)")
 
     # -- text ----------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:
@@ -148,7 +162,8 @@ class Engine:
         start = hit.length if hit else 0
         state = self.session.new_state(1, len(ids) + max_new, hit.kv if hit else None)
         logits = self.session.step(state, np.asarray([ids[start:]], dtype=np.int64))
-        n = config.num_candidates
+        # Greedy decoding makes every candidate the same: decode it once.
+        n = config.num_candidates if config.temperature > 0 else 1
         if n > 1:
             state = self.session.replicate(state, n)
             logits = np.repeat(logits, n, axis=0)

@@ -18,7 +18,9 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Sampler:
-    """Greedy or seeded temperature / top-k / top-p sampling with token-level repetition controls."""
+    """Greedy or seeded temperature / top-k / top-p sampling with token-level repetition controls.
+    Row 0 (the first candidate) is always greedy, so the best-guess body is among the candidates
+    whatever the temperature."""
 
     def __init__(self, config: GenerationConfig, batch: int) -> None:
         self.config = config
@@ -56,8 +58,9 @@ class Sampler:
         adjusted = self._adjust(logits, histories)
         if self.config.temperature == 0.0:
             tokens = adjusted.argmax(axis=-1).astype(np.int64)
-        else:
-            tokens = np.array([self._sample_row(row) for row in adjusted], dtype=np.int64)
+        else:  # the first candidate is always the greedy one; the others are sampled
+            tokens = np.array([int(row.argmax()) if i == 0 else self._sample_row(row)
+                               for i, row in enumerate(adjusted)], dtype=np.int64)
         # log p(token) = logit - logsumexp(logits): one pass over the vocabulary, no [B, V] temporaries
         # beyond the exp (this runs every step).
         m = logits.max(axis=-1)

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 ENV_MODEL = "CODEGEN_LSP_MODEL"
-DEFAULT_PACKAGE_NAME = "smollm2-135m-instruct"
+DEFAULT_PACKAGE_NAME = "qwen2.5-coder-0.5b-instruct"
+"""The catalog's default entry (``catalog.DEFAULT_NAME``; a test keeps the two equal)."""
 
 
 def data_home() -> Path:
@@ -27,7 +28,16 @@ def default_model_dir() -> Path:
 
 
 def resolve_model_dir(setting: str | os.PathLike[str] | None) -> Path:
-    """An explicit setting wins over the environment, which wins over the default location."""
+    """An explicit setting wins over the environment, which wins over the default location.
+
+    A setting that is a catalog name (``qwen2.5-coder-1.5b-instruct``) and not an existing path
+    means that entry's installed package."""
     if setting:
-        return Path(setting).expanduser()
+        path = Path(setting).expanduser()
+        if not path.exists() and isinstance(setting, str):
+            from .catalog import catalog_entry, installed_dir
+
+            if catalog_entry(setting) is not None:
+                return installed_dir(setting)
+        return path
     return default_model_dir()

@@ -123,8 +123,20 @@ class SpecialTokens:
 class PromptConvention:
     """How a prompt must end so the model continues it the way the engine expects."""
 
-    template: Literal["raw"] = "raw"
-    """``raw``: the prompt is the source text itself (no chat template)."""
+    template: Literal["raw", "fim"] = "raw"
+    """``raw``: the prompt is the source text itself (no chat template). ``fim``: fill-in-the-middle,
+    ``fim_prefix + code before the body + fim_suffix + code after the function + fim_middle``; the
+    model writes the body and ends it with an eos token."""
+    fim_prefix: str = ""
+    """The model's FIM marker tokens (``template: fim``), as text the tokenizer maps to one special
+    token each: ``<|fim_prefix|>`` (Qwen2.5-Coder, StarCoder: ``<fim_prefix>``, DeepSeek-Coder:
+    ``<｜fim▁begin｜>``)."""
+    fim_suffix: str = ""
+    """``<|fim_suffix|>`` (DeepSeek-Coder: ``<｜fim▁hole｜>``)."""
+    fim_middle: str = ""
+    """``<|fim_middle|>`` (DeepSeek-Coder: ``<｜fim▁end｜>``)."""
+    suffix_tokens: int = 256
+    """Most tokens of code after the function given as the FIM suffix (whole lines, nearest first)."""
     end_before_newline: bool = True
     """The tokenizer merges a newline with the following indentation, so the prompt ends right after
     the docstring's closing quotes and the model produces the newline and indent itself. A prompt that

@@ -56,6 +56,9 @@ class PairResult:
     prompt_matches: bool
     """The prompt the server built equals the corpus prompt (same format as training)."""
     error: str = ""
+    exec_passed: bool | None = None
+    """With ``--exec``: the chosen body passed the function's doctests (None: not run)."""
+    exec_detail: str = ""
 
 
 @dataclass
@@ -80,6 +83,12 @@ class Summary:
     finish_reasons: dict[str, int] = field(default_factory=dict)
     prompt_mismatches: int = 0
     errors: int = 0
+    exec_pass_rate: float | None = None
+    """Share of pairs whose chosen body passed its doctests (``--exec`` runs only)."""
+    unfilled: float = 0.0
+    """Share of pairs left without any valid body."""
+    p50_latency_s: float = 0.0
+    p95_latency_s: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -111,4 +120,15 @@ def summarize(results: list[PairResult], references: list[str]) -> Summary:
         finish_reasons=reasons,
         prompt_mismatches=sum(not r.prompt_matches for r in results),
         errors=sum(bool(r.error) for r in results),
+        exec_pass_rate=share(sum(bool(r.exec_passed) for r in results))
+        if any(r.exec_passed is not None for r in results) else None,
+        unfilled=share(sum(r.body is None for r in results)),
+        p50_latency_s=round(_quantile(lat, 0.5), 3),
+        p95_latency_s=round(_quantile(lat, 0.95), 3),
     )
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Nearest-rank quantile (no interpolation: a reported p95 is a latency that happened)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, int(-(-q * len(ordered) // 1)) - 1))]

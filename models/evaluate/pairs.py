@@ -23,6 +23,8 @@ class EvalPair:
     name: str
     prompt: str
     target: str
+    path: str = ""
+    """The source file, relative to its package root (``networkx/algorithms/cluster.py``)."""
 
     @property
     def reference(self) -> str:
@@ -37,8 +39,8 @@ def sample_pairs(corpus: Path, split: str, limit: int | None, seed: int = 0) -> 
     chosen = list(range(len(records)))
     if limit is not None and limit < len(records):
         chosen = sorted(random.Random(seed).sample(chosen, limit))
-    return [EvalPair(i, records[i]["package"], records[i]["name"], records[i]["prompt"], records[i]["target"])
-            for i in chosen]
+    return [EvalPair(i, records[i]["package"], records[i]["name"], records[i]["prompt"], records[i]["target"],
+                     records[i].get("path", "")) for i in chosen]
 
 
 def site_document(pair: EvalPair) -> tuple[Document, FunctionSite]:

@@ -22,6 +22,24 @@ def row(report: dict) -> str:  # type: ignore[type-arg]
             f"| {s['mean_latency_s']:.2f} | {s['median_latency_s']:.2f} | {report['wall_s']:.0f} |")
 
 
+EXEC_HEADER = ("| model | variant | prompt | pairs | doctest pass | held-out (corpus) | own testbed | parses "
+               "| no valid body | p50 s | p95 s |\n"
+               "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+
+
+def _source(report: dict, key: str) -> str:  # type: ignore[type-arg]
+    c = report.get("exec_by_source", {}).get(key)
+    return f"{c['passed']}/{c['n']}" if c else "–"
+
+
+def exec_row(report: dict) -> str:  # type: ignore[type-arg]
+    s = report["summary"]
+    return (f"| {report['label']} | {report.get('variant') or 'default'} | {report.get('prompt_template', 'raw')} "
+            f"| {s['n']} | {s['exec_pass_rate']:.1%} | {_source(report, 'held-out')} | {_source(report, 'testbed')} "
+            f"| {s['valid']:.1%} | {s['unfilled']:.1%} "
+            f"| {s['p50_latency_s']:.2f} | {s['p95_latency_s']:.2f} |")
+
+
 def rescore(report: dict, corpus: Path) -> dict:  # type: ignore[type-arg]
     """Recompute the summary from the stored per-pair results (after a metrics change)."""
     from .metrics import PairResult, summarize
@@ -36,6 +54,9 @@ def rescore(report: dict, corpus: Path) -> dict:  # type: ignore[type-arg]
 
 
 def table(paths: list[Path], corpus: Path | None = None) -> str:
+    reports = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
+    if reports and all(r.get("exec") for r in reports):
+        return "\n".join([EXEC_HEADER, *(exec_row(r) for r in reports)])
     rows = []
     for p in paths:
         report = json.loads(p.read_text(encoding="utf-8"))

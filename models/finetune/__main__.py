@@ -21,7 +21,7 @@ from typing import Any
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m models.finetune", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--base", default="default", help="'default' (the embedded model), an HF checkpoint dir or a .gguf")
+    ap.add_argument("--base", default="default", help="'default' (SmolLM2-135M-Instruct, the catalog's smollm2-135m-instruct), an HF checkpoint dir or a .gguf")
     ap.add_argument("--corpus", type=Path, required=True, help="corpus dir with train/valid.jsonl (models.corpus)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--lora-rank", type=int, default=8)

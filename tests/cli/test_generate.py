@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,3 +106,32 @@ def test_sites_without_a_valid_body_are_reported_and_the_rest_written(tmp_path: 
     assert "1 of 3 functions got no valid body" in r.stderr
     text = target.read_text()
     assert "return total + value" in text and text.endswith(BROKEN)
+
+
+def test_models_list_verify_and_install_errors(tmp_path: Path, scripted_pkg: Path) -> None:
+    env_home = tmp_path / "data"
+    installed = env_home / "codegen-lsp" / "models" / "smollm2-135m-instruct"
+    installed.parent.mkdir(parents=True)
+    shutil.copytree(scripted_pkg, installed)  # any valid package stands in for an installed entry
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "codegen_lsp", *args], capture_output=True, text=True,
+                              timeout=120, env={**os.environ, "XDG_DATA_HOME": str(env_home)})
+
+    listed = cli("models", "list")
+    assert listed.returncode == 0
+    lines = {ln.split()[1] if ln.startswith("*") else ln.split()[0]: ln for ln in listed.stdout.splitlines()[:3]}
+    assert lines["qwen2.5-coder-0.5b-instruct"].startswith("*") and "available" in lines["qwen2.5-coder-0.5b-instruct"]
+    assert "installed" in lines["smollm2-135m-instruct"]
+    ok = cli("models", "verify")
+    assert ok.returncode == 0 and ok.stdout.startswith("smollm2-135m-instruct: ok")
+    (installed / "tokenizer.json").write_text("{}")
+    bad = cli("models", "verify", "smollm2-135m-instruct")
+    assert bad.returncode == 1 and "broken:" in bad.stdout
+    missing = cli("models", "verify", "qwen2.5-coder-1.5b-instruct")
+    assert missing.returncode == 1 and "not installed" in missing.stdout
+    unknown = cli("models", "install", "gpt-17")
+    assert unknown.returncode == 2 and "no catalog entry 'gpt-17'" in unknown.stderr and "Traceback" not in unknown.stderr
+    # a catalog name works wherever a package path does
+    r = cli("generate", str(tmp_path / "none.py"), "--model", "qwen2.5-coder-1.5b-instruct")
+    assert r.returncode == 1 and "qwen2.5-coder-1.5b-instruct" in r.stderr and "Traceback" not in r.stderr

@@ -50,14 +50,16 @@ def test_seeded_sampling_reproducible_and_seed_dependent(engine: Engine) -> None
     assert run(1) != run(2)
 
 
-def test_batch_of_greedy_candidates_equals_single_runs(engine: Engine) -> None:
+def test_first_candidate_is_greedy_and_greedy_is_decoded_once(engine: Engine) -> None:
     prompts = [PROMPT, "import os\n", "class Stack:"]
     for p in prompts:
         single = engine.generate(p, GREEDY).generations[0]
-        batch = engine.generate(p, replace(GREEDY, num_candidates=3)).generations
-        assert [g.token_ids for g in batch] == [single.token_ids] * 3
-        assert [g.finish_reason for g in batch] == [single.finish_reason] * 3
+        batch = engine.generate(p, replace(SAMPLED, num_candidates=3, seed=3)).generations
+        assert len(batch) == 3 and batch[0].token_ids == single.token_ids  # row 0 of a sampled batch
+        assert batch[0].finish_reason == single.finish_reason
         assert batch[0].score == pytest.approx(single.score, abs=1e-4)
+        greedy3 = engine.generate(p, replace(GREEDY, num_candidates=3))
+        assert [g.token_ids for g in greedy3.generations] == [single.token_ids]  # identical: decoded once
 
 
 def test_max_tokens_stops_with_length(engine: Engine) -> None:
@@ -93,7 +95,8 @@ def test_on_line_false_stops_candidate(engine: Engine) -> None:
         calls.append((i, text))
         return False
 
-    cfg = replace(GREEDY, max_new_tokens=100, num_candidates=2)
+    # Near-zero temperature: both candidates follow the greedy path, as two rows of one batch.
+    cfg = replace(SAMPLED, temperature=1e-4, seed=0, max_new_tokens=100, num_candidates=2)
     gens = engine.generate(prompt, cfg, on_line=on_line).generations
     first_nl = next(i for i, t in enumerate(ids) if "\n" in engine.tokenizer.decode([t]))
     for g in gens:

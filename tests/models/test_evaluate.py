@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from models.evaluate.__main__ import main
+from models.evaluate.execution import module_name, run_doctests, runnable_pairs
 from models.evaluate.metrics import PairResult, corpus_bleu, exact_match, summarize
-from models.evaluate.pairs import sample_pairs, site_document
+from models.evaluate.pairs import EvalPair, sample_pairs, site_document
 from models.evaluate.run import eval_settings, evaluate_pairs
 from models.evaluate.table import table
 
@@ -76,3 +77,29 @@ def test_evaluation_through_the_server_path(scripted_pkg: Path, corpus: Path, tm
     assert report["summary"]["n"] == 4 == len(report["pairs"]) and report["label"] == "tiny"
     md = table([out])
     assert md.count("\n") == 2 and "| tiny | 4 |" in md
+
+
+DOUBLE = EvalPair(0, "fixture", "double", 'def double(x):\n    """Twice x.\n\n    >>> double(2)\n    4\n    """', "\n    return 2 * x")
+
+
+@pytest.mark.parametrize(("body", "passed", "detail"), [
+    ("    return 2 * x", True, "ok"),
+    ("    return x + 1", False, "1 of 1 examples failed"),
+    # passes only because the sandbox refuses sockets
+    ("    import socket\n    try:\n        socket.socket()\n    except OSError as e:\n        return 2 * x if 'disabled' in str(e) else 0",
+     True, "ok"),
+    ("    while True:\n        pass", False, "timeout"),
+    ("    import os\n    os._exit(3)", False, "error: exit 3"),
+])
+def test_doctests_run_sandboxed_in_a_subprocess(body: str, passed: bool, detail: str) -> None:
+    result = run_doctests(DOUBLE, body, timeout=3.0)
+    assert (result.passed, result.detail) == (passed, detail)
+
+
+def test_only_pairs_whose_reference_passes_are_kept(tmp_path: Path) -> None:
+    wrong_ref = EvalPair(1, "fixture", "half", 'def half(x):\n    """Half.\n\n    >>> half(4)\n    2\n    """', "\n    return x")
+    no_tests = EvalPair(2, "fixture", "f", 'def f():\n    """Nothing to run."""', "\n    return 1")
+    cache = tmp_path / "runnable.json"
+    assert [p.name for p in runnable_pairs([DOUBLE, wrong_ref, no_tests], cache)] == ["double"]
+    assert json.loads(cache.read_text()) == {"fixture:0": True, "fixture:1": False}
+    assert module_name("networkx/algorithms/__init__.py") == "networkx.algorithms"
