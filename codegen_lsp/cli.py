@@ -59,6 +59,19 @@ def main(argv: list[str] | None = None) -> int:
     from .features.log import setup_logging
 
     setup_logging(args.log_level, args.log_file)
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - a user gets one line; --log-level debug adds the traceback
+        log = logging.getLogger("codegen_lsp")
+        log.debug("unexpected failure", exc_info=True)
+        log.error("%s failed: %s: %s (run with --log-level debug for details)", args.command,
+                  type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "generate":

@@ -132,7 +132,13 @@ def run_generate(args: argparse.Namespace) -> int:
         assert generator is not None
         chosen: list[tuple[FunctionSite, str]] = []
         for site in sites:
-            res = generator.bodies(doc, site)
+            try:
+                res = generator.bodies(doc, site)
+            except Exception as exc:  # noqa: BLE001 - e.g. ONNX Runtime out of memory: report, go on
+                log.error("%s:%d: %s: generation failed: %s: %s", path, site.header_start.line + 1, site.qualname,
+                          type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])
+                failures += 1
+                continue
             if args.json:
                 out.write(json.dumps(_site_json(path, res)) + "\n")
             if res.candidates:

@@ -80,7 +80,8 @@ class CodegenServer(LanguageServer):
         self.pending_warnings.extend(warnings)
         self.flush_warnings()
         self.settings = settings
-        logging.getLogger().setLevel(settings.log_level.upper())
+        if _sets(raw, "logLevel"):  # only a level the client sent overrides --log-level
+            logging.getLogger().setLevel(settings.log_level.upper())
         self.generator.reset(settings)
 
     async def bodies_at(
@@ -124,6 +125,14 @@ class CodegenServer(LanguageServer):
             self.report_status("ready", f"{site.qualname}: {self.last_latency_ms} ms")
         return result
 
+
+
+def _sets(raw: Any, key: str) -> bool:
+    """Whether a settings object (bare or under ``codegenLsp``) names ``key``."""
+    if not isinstance(raw, dict):
+        return False
+    section = raw.get("codegenLsp")
+    return key in raw or (isinstance(section, dict) and key in section)
 
 
 def create_server() -> CodegenServer:

@@ -271,13 +271,17 @@ def load_engine(
     ``threads``: intra-op threads (default: physical cores). ``variant``: a variant name to use
     instead of the provider's default (the first listed for it); its provider must match."""
     package = load_package(model_dir)
+    if package.manifest.kind not in ("causal-lm", "char-rnn"):  # before any provider probe or session
+        raise ManifestInvalid(package.root, f"kind '{package.manifest.kind}' has no engine in this runtime "
+                              "(have: causal-lm, char-rnn)")
     has_cuda = package.manifest.variant_for("cuda") is not None
     choice = choose_provider(device, has_cuda_variant=has_cuda)
     if variant is not None:
         named = [v for v in package.manifest.variants if v.name == variant]
         if named and named[0].provider != choice.provider:
             choice = ProviderChoice(named[0].provider, f"variant '{variant}' requested; {choice.reason}")
-    if package.manifest.kind == "char-rnn":
+    kind = package.manifest.kind
+    if kind == "char-rnn":
         from .char_rnn import CharRNNEngine
 
         return CharRNNEngine(package, choice, threads=threads, variant=variant)

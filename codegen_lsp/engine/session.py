@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ..modelpkg import IONames, Manifest, Variant
+from ..modelpkg import IONames, Manifest, ManifestInvalid, Variant
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,9 @@ class DecoderSession:
         out_types = {o.name: o.type for o in self.session.get_outputs()}
         self._logits_dtype = np.float16 if out_types.get(self.io.logits) == "tensor(float16)" else np.float32
         logits_shape: list[Any] = next((o.shape for o in self.session.get_outputs() if o.name == self.io.logits), [])
+        if logits_shape and isinstance(logits_shape[-1], int) and logits_shape[-1] != manifest.vocab_size:
+            raise ManifestInvalid(graph.parent, f"vocab_size is {manifest.vocab_size} but the graph's "
+                                  f"{self.io.logits} has {logits_shape[-1]} entries")
         self.logits_last_only = self.io.logits_last_only or (len(logits_shape) == 3 and logits_shape[1] == 1)
 
     @property

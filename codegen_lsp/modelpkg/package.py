@@ -101,6 +101,9 @@ def load_package(root: str | os.PathLike[str], verify_hashes: bool = False) -> M
         manifest = from_dict(Manifest, data)
     except FieldError as exc:
         raise ManifestInvalid(root, str(exc)) from exc
+    problem = _inconsistent(manifest)
+    if problem:
+        raise ManifestInvalid(root, problem)
     listed = {f.path for f in manifest.files}
     needed = [manifest.tokenizer] + [p for v in manifest.variants for p in [v.graph, *v.external_data]]
     unlisted = [p for p in needed if p not in listed]
@@ -109,6 +112,21 @@ def load_package(root: str | os.PathLike[str], verify_hashes: bool = False) -> M
     pkg = ModelPackage(root, manifest)
     pkg.verify(full=verify_hashes)
     return pkg
+
+
+def _inconsistent(m: Manifest) -> str | None:
+    """Field values that type-check but could only fail later, at generation time."""
+    if not m.special_tokens.eos:
+        return "special_tokens.eos is empty: generation could never end"
+    bad = [t for t in [*m.special_tokens.eos, m.special_tokens.bos, m.special_tokens.pad]
+           if t is not None and not 0 <= t < m.vocab_size]
+    if bad:
+        return f"special token ids {bad} are outside the vocabulary (vocab_size {m.vocab_size})"
+    if m.vocab_size < 1 or m.context_length < 2 or m.num_layers < 1:
+        return f"vocab_size {m.vocab_size}, context_length {m.context_length}, num_layers {m.num_layers}: not a model"
+    if not m.variants:
+        return "no variants"
+    return None
 
 
 def check_io_names(

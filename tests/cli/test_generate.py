@@ -135,3 +135,51 @@ def test_models_list_verify_and_install_errors(tmp_path: Path, scripted_pkg: Pat
     # a catalog name works wherever a package path does
     r = cli("generate", str(tmp_path / "none.py"), "--model", "qwen2.5-coder-1.5b-instruct")
     assert r.returncode == 1 and "qwen2.5-coder-1.5b-instruct" in r.stderr and "Traceback" not in r.stderr
+
+
+def _graph_that_fails_at_run_time(pkg: Path) -> None:
+    """Swap the scripted graph for one with the same inputs and outputs whose Reshape cannot hold a
+    prompt's tokens: ONNX Runtime raises while generating, as it does when it runs out of memory."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from codegen_lsp.modelpkg import file_entries, write_manifest
+
+    n = helper.make_node
+    kv = ["batch", 1, "past", 1]
+    graph = helper.make_graph(
+        [n("Cast", ["input_ids"], ["f"], to=TensorProto.FLOAT),
+         n("Reshape", ["f", "shape"], ["logits"]),
+         n("Identity", ["past_key_values.0.key"], ["present.0.key"]),
+         n("Identity", ["past_key_values.0.value"], ["present.0.value"])],
+        "broken",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "seq"]),
+         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total"]),
+         helper.make_tensor_value_info("past_key_values.0.key", TensorProto.FLOAT, kv),
+         helper.make_tensor_value_info("past_key_values.0.value", TensorProto.FLOAT, kv)],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1, 257]),
+         helper.make_tensor_value_info("present.0.key", TensorProto.FLOAT, kv),
+         helper.make_tensor_value_info("present.0.value", TensorProto.FLOAT, kv)],
+        [helper.make_tensor("shape", TensorProto.INT64, [3], [-1, 1, 257])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(pkg / "cpu-fp32" / "model.onnx"))
+    from codegen_lsp.modelpkg.manifest import Manifest, from_dict
+
+    manifest = from_dict(Manifest, json.loads((pkg / "manifest.json").read_text()))
+    manifest.files = file_entries(pkg, [f.path for f in manifest.files])
+    write_manifest(pkg, manifest)
+
+
+def test_a_runtime_failure_is_one_line_per_site_not_a_traceback(tmp_path: Path, scripted_pkg: Path) -> None:
+    pkg = tmp_path / "broken"
+    shutil.copytree(scripted_pkg, pkg)
+    _graph_that_fails_at_run_time(pkg)
+    target = tmp_path / "good.py"
+    target.write_text(GOOD)
+    r = run("generate", str(target), "--model", str(pkg))
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    failed = [ln for ln in r.stderr.splitlines() if "generation failed:" in ln]
+    assert len(failed) == 2 and "get_total" in failed[0] and "make_score" in failed[1]
+    assert target.read_text() == GOOD

@@ -70,11 +70,12 @@ def test_max_tokens_stops_with_length(engine: Engine) -> None:
 def test_eos_stops_and_is_excluded(tiny_pkg: Path) -> None:
     pkg = load_package(tiny_pkg)
     base = Engine(pkg, ProviderChoice("cpu", "test"), variant=FUSED)
-    ids = base.generate("class Stack:", SAMPLED).generations[0].token_ids
+    two = replace(SAMPLED, num_candidates=2)  # candidate 0 is greedy; candidate 1 is sampled
+    ids = base.generate("class Stack:", two).generations[1].token_ids
     k = next(i for i in range(2, len(ids)) if ids[i] not in ids[:i])
     tokens = replace(pkg.manifest.special_tokens, eos=[ids[k]])
     custom = replace(pkg, manifest=replace(pkg.manifest, special_tokens=tokens))
-    g = Engine(custom, ProviderChoice("cpu", "test"), variant=FUSED).generate("class Stack:", SAMPLED).generations[0]
+    g = Engine(custom, ProviderChoice("cpu", "test"), variant=FUSED).generate("class Stack:", two).generations[1]
     assert g.finish_reason == "eos" and g.token_ids == ids[:k]
 
 

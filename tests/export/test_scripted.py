@@ -56,3 +56,26 @@ def test_scripts_that_cannot_compile_are_refused(tmp_path: Path) -> None:
         build_scripted_package(tmp_path / "clash", clash)
     with pytest.raises(ScriptError, match="nothing to write"):
         build_scripted_package(tmp_path / "empty", [Rule(HEADER, [])])
+
+
+@pytest.mark.parametrize(("edit", "where", "message"), [
+    (lambda m: m["special_tokens"].update(eos=[]), "load", "eos is empty"),
+    (lambda m: m["special_tokens"].update(eos=[9999]), "load", "outside the vocabulary"),
+    (lambda m: m.update(kind="transformer-xl"), "load", "'transformer-xl' is not one of"),
+    (lambda m: m.update(kind="diffusion"), "engine", "kind 'diffusion' has no engine"),
+    (lambda m: m.update(vocab_size=300), "engine", "vocab_size is 300 but the graph's logits has 257"),
+])
+def test_bad_manifests_are_refused_at_load(tmp_path: Path, edit, where: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from codegen_lsp.modelpkg import ManifestInvalid
+
+    pkg = build_scripted_package(tmp_path / "pkg", RULES)
+    data = json.loads((pkg / "manifest.json").read_text())
+    edit(data)
+    (pkg / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(ManifestInvalid, match=message):
+        if where == "load":
+            load_package(pkg)
+        else:
+            load_engine(pkg, device="cpu")

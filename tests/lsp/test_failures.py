@@ -135,3 +135,15 @@ def test_server_exits_on_stdin_eof(scripted_pkg: Path) -> None:
     _init(s, {"modelPath": str(scripted_pkg)})
     frames, _err, _rc = s.finish(timeout=30)  # closing stdin must end the process
     assert any(f.get("id") == 1 for f in frames)
+
+
+def test_command_line_log_level_survives_settings_without_one(scripted_pkg: Path) -> None:
+    quiet = [*SERVER_CMD[:SERVER_CMD.index("--log-level")], "--log-level", "warning", "serve"]
+    s = RawServer(quiet)
+    _init(s, {"modelPath": str(scripted_pkg), "candidates": 2})
+    _open(s, "file:///t.py", TINY_DOC)
+    s.wait_reply(_completion(s, "file:///t.py", 5, 4))
+    s.send("shutdown")
+    s.send("exit", request=False)
+    _frames, err, rc = s.finish()
+    assert rc == 0 and " INFO " not in err.decode(errors="replace"), err.decode(errors="replace")[-1500:]
