@@ -26,7 +26,7 @@ from .analysis.prompt import build_prompt, build_suffix
 from .analysis.sites import FunctionSite
 from .config import Settings
 from .engine import Cancelled, Engine, GenerationConfig, load_engine
-from .modelpkg import ModelPackageError, resolve_model_dir
+from .modelpkg import MANIFEST_FILE, ModelPackageError, resolve_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,12 @@ class BodyGenerator:
         self.settings = settings
         self._engine: Engine | None = None
         self._load_error: str | None = None
-        self._lock = threading.Lock()
+        self._error_stamp: tuple[float, int] | None = None
+        """The package's manifest (mtime, size) when the load failed: a change means retry."""
+        self._epoch = 0
+        """Bumped by every reset that changes the model: a load started before it is discarded."""
+        self._state = threading.Lock()  # short critical sections only: the event loop may take it
+        self._loading = threading.Lock()  # held for a whole load, by worker threads only
         self._cache: OrderedDict[tuple[str, int, str, int], SiteResult] = OrderedDict()
         self._on_status = on_status or (lambda state, msg: None)
 
@@ -106,39 +111,62 @@ class BodyGenerator:
     def model_dir(self) -> Path:
         return resolve_model_dir(self.settings.model_path)
 
-    def ensure_engine(self) -> Engine:
-        """Load the model once; later calls return it or re-raise the same clear error."""
-        with self._lock:
-            if self._engine is not None:
-                return self._engine
-            if self._load_error is not None:
-                raise ModelUnavailable(self._load_error)
-            path = self.model_dir()
-            self._on_status("loading", f"loading model from {path}")
-            t0 = time.perf_counter()
-            try:
-                self._engine = load_engine(path, device=self.settings.device, variant=self.settings.variant)
-            except ModelPackageError as exc:
-                self._load_error = f"{exc}; or point codegenLsp.modelPath at another package"
-            except Exception as exc:  # a broken graph surfaces as an ORT error: report, never crash
-                self._load_error = f"model package {path} could not be loaded: {type(exc).__name__}: {exc}"
-            if self._load_error is not None:
-                self._on_status("error", self._load_error)
-                raise ModelUnavailable(self._load_error)
-            assert self._engine is not None
-            info = self._engine.info
-            log.info("model %s loaded in %.2fs (%s, variant %s)", info.get("model"), time.perf_counter() - t0,
-                     info.get("provider"), info.get("variant"))
-            self._on_status("ready", f"{info.get('model')} on {info.get('provider')}")
-            return self._engine
+    def _stamp(self, path: Path) -> tuple[float, int] | None:
+        try:
+            st = (path / MANIFEST_FILE).stat()
+        except OSError:
+            return None
+        return st.st_mtime, st.st_size
 
-    def reset(self, settings: Settings) -> None:
-        """New settings: drop the engine if the model or device changed, and the result cache."""
-        with self._lock:
-            if (settings.model_path, settings.device, settings.variant) != (
-                    self.settings.model_path, self.settings.device, self.settings.variant):
+    def ensure_engine(self) -> Engine:
+        """The loaded engine, loading it first if needed (in the calling thread: never call this on
+        the event loop). A failed load is remembered and re-raised with the same message until the
+        package on disk changes (e.g. ``make model`` finished) or the settings change."""
+        with self._loading:
+            while True:
+                with self._state:
+                    if self._engine is not None:
+                        return self._engine
+                    settings, epoch = self.settings, self._epoch
+                    path = resolve_model_dir(settings.model_path)
+                    if self._load_error is not None and self._stamp(path) == self._error_stamp:
+                        raise ModelUnavailable(self._load_error)
+                engine, error = self._load(path, settings)
+                with self._state:
+                    if epoch != self._epoch:
+                        continue  # the settings changed while loading: load what they name now
+                    self._engine, self._load_error = engine, error
+                    self._error_stamp = self._stamp(path) if error else None
+                if error is not None:
+                    self._on_status("error", error)
+                    raise ModelUnavailable(error)
+                assert engine is not None
+                self._on_status("ready", f"{engine.info.get('model')} on {engine.info.get('provider')}")
+                return engine
+
+    def _load(self, path: Path, settings: Settings) -> tuple[Engine | None, str | None]:
+        self._on_status("loading", f"loading model from {path}")
+        t0 = time.perf_counter()
+        try:
+            engine = load_engine(path, device=settings.device, variant=settings.variant)
+        except ModelPackageError as exc:
+            return None, f"{exc}; or point codegenLsp.modelPath at another package"
+        except Exception as exc:  # a broken graph surfaces as an ORT error: report, never crash
+            return None, f"model package {path} could not be loaded: {type(exc).__name__}: {exc}"
+        info = engine.info
+        log.info("model %s loaded in %.2fs (%s, variant %s)", info.get("model"), time.perf_counter() - t0,
+                 info.get("provider"), info.get("variant"))
+        return engine, None
+
+    def reset(self, settings: Settings, reload: bool = False) -> None:
+        """New settings: drop the engine if the model, device or variant changed (or ``reload``), and
+        the result cache. Never waits for a load in progress (it is discarded when it ends)."""
+        with self._state:
+            model = (settings.model_path, settings.device, settings.variant)
+            if reload or model != (self.settings.model_path, self.settings.device, self.settings.variant):
                 self._engine = None
                 self._load_error = None
+                self._epoch += 1
             self.settings = settings
             self._cache.clear()
 

@@ -6,7 +6,10 @@ Feature logic lives in analysis/ (sites, grammar), generation.py (model + checks
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from lsprotocol import types
@@ -46,9 +49,28 @@ class CodegenServer(LanguageServer):
         self.last_latency_ms: float | None = None
         self._said_error = False
         self.pending_warnings: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+
+    def bind_loop(self) -> None:
+        """Remember the event loop (called from a handler running on it): protocol messages from other
+        threads are handed to it instead of writing to the transport concurrently."""
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    def on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop: now when called there, else as soon as it can."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread:
+            fn(*args)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
 
     def report_status(self, state: str, message: str) -> None:
-        """Status for editors' status bars; an error is also shown once as a message."""
+        """Status for editors' status bars (from any thread); an error is also shown once as a message."""
+        self.on_loop(self._report_status, state, message)
+
+    def _report_status(self, state: str, message: str) -> None:
         engine = self.generator.engine
         info = engine.info if engine is not None else {}
         payload = {
@@ -103,14 +125,19 @@ class CodegenServer(LanguageServer):
     async def site_bodies(
         self, uri: str, site: FunctionSite, n: int | None = None, supersede: bool = True
     ) -> SiteResult | None:
-        """Run generation for ``site`` in the worker; None when no model, cancelled or superseded."""
+        """Run generation for ``site`` in the worker; None when no model, cancelled or superseded.
+
+        ``supersede``: an interactive request (completion, inline) that a newer interactive request
+        for the same document replaces. Requests the user asked for explicitly (code actions,
+        commands) neither supersede nor get superseded: they run in their own lane."""
         live = self.docs.get(uri)
         if live is None:
             return None
         doc = live.snapshot()  # the worker reads a frozen copy while edits keep arriving
         try:
+            lane = f"{uri}#interactive" if supersede else f"{uri}#explicit-{id(site)}"
             result = await self.scheduler.run(
-                uri, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n), supersede
+                lane, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n), supersede
             )
         except (ModelUnavailable, Cancelled, Superseded) as exc:
             log.debug("no bodies for %s: %s", site.qualname, type(exc).__name__)

@@ -212,12 +212,18 @@ def validate_fused(
     head size). Raises a ``ValidationError`` subclass when the graph disagrees with PyTorch."""
     import onnxruntime as ort
 
+    from codegen_lsp.engine.providers import probe_cuda
+
     from .validate import validate_causal_lm
 
     wanted = _ORT_PROVIDER[build.provider]
     max_len = max(len(p) for p in prompts) + steps + 1
     stepper, provider, note = None, wanted, ""
-    if wanted in ort.get_available_providers():
+    # Without a driver, trying the CUDA provider only makes its loader print errors.
+    why_not = probe_cuda() if build.provider == "cuda" else None
+    if why_not is not None:
+        note = f"{wanted} is not usable on the export machine: {why_not}"
+    elif wanted in ort.get_available_providers():
         try:  # onnxruntime-gpu lists CUDA even without a device; the session then falls back
             stepper = GQAStepper(build.graph, *shape, max_len=max_len, provider=wanted)
         except Exception as exc:  # noqa: BLE001

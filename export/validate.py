@@ -82,9 +82,14 @@ class TorchStepper:
 def open_session(path: Path, provider: str, threads: int = 0) -> ort.InferenceSession:
     """A session on ``provider`` (``cpu``/``cuda``); ``ProviderUnavailable`` when ORT would fall back.
     ``threads``: intra-op threads (0: ORT's default)."""
+    from codegen_lsp.engine.providers import probe_cuda
+
     name = _ORT_PROVIDERS[provider]
     if name not in ort.get_available_providers():
         raise ProviderUnavailable(f"{name} is not in this onnxruntime build")
+    why_not = probe_cuda() if provider == "cuda" else None
+    if why_not is not None:  # checked first: a session attempt would only make the loader print errors
+        raise ProviderUnavailable(f"{name}: {why_not}")
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,43 @@ def test_fim_markers_that_are_not_single_tokens_are_refused_at_load(tmp_path: Pa
     (pkg / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(ManifestInvalid, match="prompt.fim_middle '<fim-middle-typo>' is not one token"):
         load_engine(pkg, device="cpu")
+
+
+def test_a_failed_load_is_retried_once_the_package_changes(tmp_path: Path, scripted_pkg: Path) -> None:
+    target = tmp_path / "pkg"
+    gen = BodyGenerator(Settings(model_path=str(target)))
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        gen.ensure_engine()
+    shutil.copytree(scripted_pkg, target)  # e.g. `make model` finished meanwhile
+    assert gen.ensure_engine().manifest.name == "scripted"
+
+
+def test_reset_never_waits_for_a_load_and_the_stale_load_is_discarded(
+    tmp_path: Path, scripted_pkg: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    from codegen_lsp import generation
+
+    other = build_scripted_package(tmp_path / "other", [Rule("#" * 48, ["\n"])], name="other")
+    started, release = threading.Event(), threading.Event()
+    real = generation.load_engine
+
+    def slow_load(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.set()
+        release.wait(10)  # the real load, held back so the reset lands in the middle of it
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(generation, "load_engine", slow_load)
+    gen = BodyGenerator(Settings(model_path=str(scripted_pkg)))
+    loaded: list[str] = []
+    worker = threading.Thread(target=lambda: loaded.append(gen.ensure_engine().manifest.name))
+    worker.start()
+    assert started.wait(10)
+    t0 = time.perf_counter()
+    gen.reset(Settings(model_path=str(other)))  # what didChangeConfiguration does on the event loop
+    assert time.perf_counter() - t0 < 0.5
+    release.set()
+    worker.join(30)
+    assert loaded == ["other"]  # the load for the old settings was thrown away

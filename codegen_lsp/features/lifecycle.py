@@ -19,8 +19,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+CMD_RELOAD = "codegen-lsp.reloadModel"
+
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists. On Windows ``os.kill(pid, 0)`` would send CTRL_C_EVENT, so
+    the process handle is asked instead."""
+    if os.name == "nt":
+        return _alive_windows(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -28,6 +34,20 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _alive_windows(pid: int) -> bool:  # pragma: no cover - exercised on Windows only
+    import ctypes
+
+    synchronize, wait_timeout = 0x00100000, 0x00000102
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(synchronize, False, pid)
+    if not handle:
+        return bool(kernel32.GetLastError() == 5)  # ERROR_ACCESS_DENIED: it exists; else it is gone
+    try:
+        return bool(kernel32.WaitForSingleObject(handle, 0) == wait_timeout)
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def watch_parent(pid: int | None, interval: float = 2.0) -> None:
@@ -54,6 +74,7 @@ def register(ls: CodegenServer) -> None:
 
     @ls.feature(types.INITIALIZED)
     async def initialized(params: types.InitializedParams) -> None:
+        ls.bind_loop()
         ls.client_ready = True
         ls.flush_warnings()
         handler = ClientLogHandler(ls)
@@ -64,11 +85,20 @@ def register(ls: CodegenServer) -> None:
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
-        before = (ls.settings.model_path, ls.settings.device)
+        before = (ls.settings.model_path, ls.settings.device, ls.settings.variant)
         ls.apply_settings(params.settings)
-        if (ls.settings.model_path, ls.settings.device) != before:
+        if (ls.settings.model_path, ls.settings.device, ls.settings.variant) != before:
             ls._said_error = False
             await load_model_with_progress(ls)
+
+    @ls.command(CMD_RELOAD)
+    async def reload_model() -> bool:
+        """Drop the engine (and a remembered failure) and load the package again, e.g. after
+        ``make model`` or ``codegen-lsp models install``."""
+        ls.generator.reset(ls.settings, reload=True)
+        ls._said_error = False
+        await load_model_with_progress(ls)
+        return ls.generator.engine is not None
 
     @ls.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:

@@ -27,13 +27,21 @@ class ClientLogHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if self._sending or not getattr(self.server, "client_ready", False):
             return
-        self._sending = True  # a failure while sending must not log (and send) again
         try:
             level = max((lv for lv in _LEVELS if lv <= record.levelno), default=logging.DEBUG)
-            self.server.window_log_message(
-                types.LogMessageParams(type=_LEVELS[level], message=self.format(record))
-            )
+            params = types.LogMessageParams(type=_LEVELS[level], message=self.format(record))
+            # Records come from worker threads too: the message is sent from the event loop.
+            self.server.on_loop(self._send, params)
         except Exception:  # noqa: BLE001 - logging must never take the server down
+            pass
+
+    def _send(self, params: types.LogMessageParams) -> None:
+        if self._sending:
+            return
+        self._sending = True  # a failure while sending must not log (and send) again
+        try:
+            self.server.window_log_message(params)
+        except Exception:  # noqa: BLE001
             pass
         finally:
             self._sending = False

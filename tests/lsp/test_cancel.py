@@ -61,3 +61,19 @@ def test_newer_request_for_the_same_document_supersedes(scripted_pkg: Path) -> N
         s.wait_reply(busy, timeout=120)
     finally:
         s.proc.kill()
+
+
+def test_interactive_requests_never_cut_a_generate_all_short(scripted_pkg: Path) -> None:
+    s = _start(scripted_pkg)
+    try:
+        busy = s.send("codeAction/resolve", {
+            "title": "all", "kind": "refactor.rewrite.codegen",
+            "data": {"uri": "file:///stubs.py", "version": 1, "line": -1, "all": True}})
+        # Inline/completion requests on the same file while it runs (VS Code sends them on cursor moves).
+        for line in (2, 7, 12, 17):
+            s.send("textDocument/completion", {"textDocument": {"uri": "file:///stubs.py"},
+                                               "position": {"line": line, "character": 4}})
+        done = s.wait_reply(busy, timeout=120)
+        assert len(done["result"]["edit"]["documentChanges"][0]["edits"]) == 40
+    finally:
+        s.proc.kill()

@@ -222,3 +222,10 @@ async def test_invalid_settings_warn_and_fall_back(scripted_pkg: Path) -> None:
     finally:
         await client.stop()
     assert "candidates=99" in texts and "device='tpu'" in texts and "bogus" in texts
+
+
+async def test_reload_model_command(vscode: LanguageClient) -> None:
+    ok = await vscode.workspace_execute_command_async(
+        types.ExecuteCommandParams(command="codegen-lsp.reloadModel", arguments=[])
+    )
+    assert ok is True

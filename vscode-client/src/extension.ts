@@ -34,6 +34,7 @@ import { STATUS_NOTIFICATION, parseStatus, renderStatus, type ServerState, type 
 const SECTION = "codegenLsp";
 const SERVER_GENERATE_BODY = "codegen-lsp.generateBody";
 const SERVER_GENERATE_ALL = "codegen-lsp.generateAllInFile";
+const SERVER_RELOAD_MODEL = "codegen-lsp.reloadModel";
 /** Restarts allowed within RESTART_WINDOW_MS before the extension gives up and says so. */
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
@@ -54,6 +55,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("codegenLsp.generateBody", () => s.generateBodyAtCursor()),
     vscode.commands.registerCommand("codegenLsp.generateAllInFile", () => s.generateAllInFile()),
     vscode.commands.registerCommand("codegenLsp.restartServer", () => s.restart()),
+    vscode.commands.registerCommand("codegenLsp.reloadModel", () => s.reloadModel()),
     vscode.commands.registerCommand("codegenLsp.showOutput", () => output.show(true)),
     vscode.workspace.onDidChangeConfiguration((e) => s.onConfigurationChanged(e)),
     { dispose: () => void s.stop() },
@@ -248,6 +250,10 @@ class ServerSession {
     await this.executeOnServer("Generating bodies for all stubs…", SERVER_GENERATE_ALL, [
       editor.document.uri.toString(),
     ]);
+  }
+
+  async reloadModel(): Promise<void> {
+    await this.executeOnServer("Reloading the model…", SERVER_RELOAD_MODEL, []);
   }
 
   private async executeOnServer(title: string, command: string, args: unknown[]): Promise<void> {

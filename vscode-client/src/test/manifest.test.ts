@@ -34,6 +34,7 @@ describe("package.json", () => {
     assert.deepEqual(commands, [
       "codegenLsp.generateAllInFile",
       "codegenLsp.generateBody",
+      "codegenLsp.reloadModel",
       "codegenLsp.restartServer",
       "codegenLsp.showOutput",
     ]);
