@@ -31,6 +31,10 @@ def _parser() -> argparse.ArgumentParser:
     mode.add_argument("--dry-run", action="store_true", help="list sites without loading a model")
     g.add_argument("--candidates", type=int, default=1, help="bodies to sample per site (best one is used)")
     g.add_argument("--max-tokens", type=int, default=160)
+    g.add_argument("--time-budget", type=float, default=60.0, metavar="SECONDS",
+                   help="stop decoding a site after this long (default 60; the editor's default is 4)")
+    g.add_argument("--allow-partial", action="store_true",
+                   help="also apply bodies whose decoding was stopped by the time budget or token limit")
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--model", help="model package directory or catalog name (default: the embedded default model)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -86,7 +86,8 @@ def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
         "function": site.qualname,
         "line": site.header_start.line + 1,
         "body": res.candidates[0].body if res.candidates else None,
-        "candidates": [{"body": c.body, "score": round(c.score, 4)} for c in res.candidates],
+        "partial": bool(res.candidates and res.candidates[0].partial),
+        "candidates": [{"body": c.body, "score": round(c.score, 4), "partial": c.partial} for c in res.candidates],
         "refused": res.refused,
         "unfilled": res.unfilled_reason,
         "raw": [{"text": t, "score": round(s, 4), "finish": f} for t, s, f in res.raw],
@@ -104,7 +105,8 @@ def run_generate(args: argparse.Namespace) -> int:
     failures = unfilled = total = 0
     settings = Settings(
         model_path=args.model, device=args.device, candidates=max(1, args.candidates),
-        max_tokens=args.max_tokens, temperature=args.temperature, time_budget_ms=30000,
+        max_tokens=args.max_tokens, temperature=args.temperature,
+        time_budget_ms=int(min(max(args.time_budget, 0.1), 60.0) * 1000),
     )
     generator = None if args.dry_run else BodyGenerator(settings)
     if generator is not None:
@@ -141,7 +143,12 @@ def run_generate(args: argparse.Namespace) -> int:
                 continue
             if args.json:
                 out.write(json.dumps(_site_json(path, res)) + "\n")
-            if res.candidates:
+            if res.candidates and res.candidates[0].partial and not args.allow_partial:
+                unfilled += 1
+                log.warning("%s:%d: %s: only a partial body (decoding stopped by --time-budget or --max-tokens); "
+                            "left as it was (--allow-partial writes it)", path, site.header_start.line + 1,
+                            site.qualname)
+            elif res.candidates:
                 chosen.append((site, res.candidates[0].body))
             else:
                 unfilled += 1

@@ -233,7 +233,8 @@ class BodyGenerator:
             (lead + g.text, g.score, str(g.finish_reason)) for g in result.generations
         ]
         pairs = [(normalize_continuation(site, text), score) for text, score, _ in raw]
-        ranked, refused = rank_with_refusals(doc, site, pairs)
+        cut_short = [finish in ("time", "length") for _, _, finish in raw]
+        ranked, refused = rank_with_refusals(doc, site, pairs, cut_short)
         out = SiteResult(
             site=site,
             candidates=ranked,

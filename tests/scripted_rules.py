@@ -36,6 +36,9 @@ RULES = [
          ["\n    if score > 0:\n        return score\n    return 0"]),
     Rule(_fn("def build_text(text, result):", "Return text as a string."), ["\n    return repr(text)"]),
     Rule(_fn("def parse_item(item, total):", "Return a list with item and total."), ["\n    return [item,"]),
+    # a body long enough to be cut short by a small token limit (partial bodies)
+    Rule(_fn("def long_sum(a, b, c):", "Return the sum of a, b and c, one step at a time."),
+         ["\n    total = a + b\n    total = total + c\n    return total"]),
     # "no valid body": every candidate is refused by the grammar check
     Rule(_fn("def broken_ratio(total, count):", "Return total divided by count."),
          ["\n    return (total /", "\n    return total // / count"]),

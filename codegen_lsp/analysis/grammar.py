@@ -56,6 +56,9 @@ class Candidate:
     score: float
     truncated: bool = False
     """The model's text went bad part-way; ``body`` is its longest valid prefix."""
+    partial: bool = False
+    """Decoding was stopped (time budget, token limit) before the model finished: the body parses
+    but may be incomplete. Ranked below finished bodies."""
 
 
 def _parser() -> Parser:
@@ -216,21 +219,23 @@ def rank_candidates(doc: Document, site: FunctionSite, candidates: list[tuple[st
 
 
 def rank_with_refusals(
-    doc: Document, site: FunctionSite, candidates: list[tuple[str, float]]
+    doc: Document, site: FunctionSite, candidates: list[tuple[str, float]], cut_short: list[bool] | None = None
 ) -> tuple[list[Candidate], list[str]]:
     """:func:`rank_candidates` plus, for every candidate that yielded no body at all, why the
-    grammar check refused it (in candidate order), so a caller can tell the user."""
+    grammar check refused it (in candidate order), so a caller can tell the user. ``cut_short``
+    marks candidates whose decoding was stopped before the model finished (partial bodies)."""
     best: dict[str, Candidate] = {}
     refused: list[str] = []
-    for text, score in candidates:
+    for i, (text, score) in enumerate(candidates):
         verdict = check_body(doc, site, normalize_continuation(site, text))
         if verdict.body is None:
             refused.append(verdict.reason or "trivial body")
             continue
         key = _dedup_key(verdict.body)
-        if key not in best or score > best[key].score:
-            best[key] = Candidate(verdict.body, score, verdict.truncated)
-    return sorted(best.values(), key=lambda c: (-c.score, c.truncated)), refused
+        partial = bool(cut_short and cut_short[i])
+        if key not in best or (partial, -score) < (best[key].partial, -best[key].score):
+            best[key] = Candidate(verdict.body, score, verdict.truncated, partial)
+    return sorted(best.values(), key=lambda c: (c.partial, -c.score, c.truncated)), refused
 
 
 class IncrementalBodyCheck:

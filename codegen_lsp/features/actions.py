@@ -84,6 +84,10 @@ async def _edits(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> tupl
         if not result.candidates:
             unfilled.append(result.unfilled_reason or f"{site.qualname}: no valid body")
             continue
+        if result.candidates[0].partial:  # every candidate was cut short: do not apply half a body
+            unfilled.append(f"{site.qualname}: only a partial body (decoding stopped by the time budget or "
+                            "token limit; raise codegenLsp.timeBudgetMs or maxTokens)")
+            continue
         edits.append(text_edit(doc, site, result.candidates[0].body))
     return edits, unfilled
 

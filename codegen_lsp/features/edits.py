@@ -54,7 +54,8 @@ def completion_items(
                 label=LABEL if i == 0 else f"{LABEL} ({i + 1})",
                 label_details=types.CompletionItemLabelDetails(description=SOURCE),
                 kind=types.CompletionItemKind.Snippet,
-                detail=f"{site.qualname}: {first[:60]}  ({seconds * 1000:.0f} ms)",
+                detail=f"{site.qualname}: {first[:60]}  ({seconds * 1000:.0f} ms"
+                + (", partial: stopped by the time budget or token limit)" if cand.partial else ")"),
                 documentation=types.MarkupContent(kind=types.MarkupKind.Markdown, value=_preview(cand.body)),
                 text_edit=main,
                 additional_text_edits=extra,

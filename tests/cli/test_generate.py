@@ -183,3 +183,24 @@ def test_a_runtime_failure_is_one_line_per_site_not_a_traceback(tmp_path: Path, 
     failed = [ln for ln in r.stderr.splitlines() if "generation failed:" in ln]
     assert len(failed) == 2 and "get_total" in failed[0] and "make_score" in failed[1]
     assert target.read_text() == GOOD
+
+
+LONG = '''def long_sum(a, b, c):
+    """Return the sum of a, b and c, one step at a time."""
+    pass
+'''
+
+
+def test_a_body_cut_short_is_marked_partial_and_not_written_unless_asked(tmp_path: Path, scripted_pkg: Path) -> None:
+    target = tmp_path / "long.py"
+    target.write_text(LONG)
+    r = run("generate", str(target), "--json", "--max-tokens", "25", "--model", str(scripted_pkg))
+    row = json.loads(r.stdout)
+    assert row["partial"] is True and row["raw"][0]["finish"] == "length" and row["body"].startswith("    total = a + b")
+    r = run("generate", str(target), "--write", "--max-tokens", "25", "--model", str(scripted_pkg))
+    assert r.returncode == 0 and "only a partial body" in r.stderr and target.read_text() == LONG
+    r = run("generate", str(target), "--write", "--max-tokens", "25", "--allow-partial", "--model", str(scripted_pkg))
+    assert r.returncode == 0 and "total = a + b" in target.read_text()
+    target.write_text(LONG)
+    whole = run("generate", str(target), "--json", "--model", str(scripted_pkg))  # the default limit lets it finish
+    assert json.loads(whole.stdout)["partial"] is False

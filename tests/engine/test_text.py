@@ -23,11 +23,13 @@ def test_top_k_one_and_tiny_top_p_are_greedy() -> None:
 
 
 def test_top_p_needing_more_than_the_probe_is_exact() -> None:
-    logits = np.zeros((1, 1000), dtype=np.float32)  # flat: top-p 0.5 keeps 500 tokens
+    logits = np.zeros((2, 1000), dtype=np.float32)  # flat: top-p 0.5 keeps 500 tokens
     seen = set()
-    s = Sampler(GenerationConfig(temperature=1.0, top_p=0.5, seed=0), 1)
+    s = Sampler(GenerationConfig(temperature=1.0, top_p=0.5, seed=0), 2)
     for _ in range(400):
-        seen.add(int(s.sample(logits, [[]])[0][0]))
+        tokens = s.sample(logits, [[], []])[0]
+        assert tokens[0] == 0  # row 0 is the greedy candidate (argmax: the first of equals)
+        seen.add(int(tokens[1]))
     assert len(seen) > 64 and max(seen) < 500  # stable sort keeps the lowest ids on ties
 
 
