@@ -45,9 +45,12 @@ class Peer:
     def __init__(self, cmd: list[str]) -> None:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.replies: dict[Any, dict[str, Any]] = {}
+        self.arrivals: dict[Any, float] = {}
+        """time.monotonic() at which each reply arrived (latency = arrival - send time)."""
         self.violations: list[str] = []
         self.dead = False
         self.lock = threading.Lock()
+        self.write_lock = threading.Lock()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -66,9 +69,13 @@ class Peer:
                 self.violations.append(f"stdout carried a non-frame: {header[:80]!r}")
                 return
             msg = json.loads(out.read(int(fields["Content-Length"])))
-            if "id" in msg and "method" not in msg:
+            if "id" in msg and "method" in msg:  # a request to the client (applyEdit, progress): answer it
+                result = {"applied": True} if msg["method"] == "workspace/applyEdit" else None
+                self.send({"jsonrpc": "2.0", "id": msg["id"], "result": result})
+            elif "id" in msg:
                 with self.lock:
                     self.replies[msg["id"]] = msg
+                    self.arrivals[msg["id"]] = time.monotonic()
 
     def send(self, obj: Any) -> None:
         self.send_raw(frame(obj))
@@ -78,8 +85,9 @@ class Peer:
         if self.dead:
             return
         try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.flush()
+            with self.write_lock:  # the reader thread answers the server's requests too
+                self.proc.stdin.write(data)
+                self.proc.stdin.flush()
         except OSError:
             self.dead = True
             self.violations.append(f"server died (exit code {self.proc.poll()}) while the fuzzer was still sending")
@@ -98,11 +106,13 @@ def run(cmd: list[str], model: str | None, seed: int, messages: int) -> list[str
     peer = Peer(cmd)
     next_id = 0
     pending: list[int] = []
+    methods: dict[int, str] = {}
 
     def request(method: str, params: Any) -> None:
         nonlocal next_id
         next_id += 1
         pending.append(next_id)
+        methods[next_id] = method
         peer.send({"jsonrpc": "2.0", "id": next_id, "method": method, "params": params})
 
     def notify(method: str, params: Any) -> None:
@@ -172,7 +182,8 @@ def run(cmd: list[str], model: str | None, seed: int, messages: int) -> list[str
     problems = list(peer.violations)
     missing = [i for i in pending if i not in peer.replies]
     if missing:
-        problems.append(f"{len(missing)} requests got no answer (first ids {missing[:5]})")
+        problems.append(f"{len(missing)} requests got no answer (first: "
+                        f"{', '.join(f'{i} {methods[i]}' for i in missing[:5])})")
     if rc != 0:
         problems.append(f"server exit code {rc}")
     return problems

@@ -6,6 +6,7 @@ before the edit is ready, the edit is dropped rather than applied to text it was
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KIND = "refactor.rewrite.codegen"
+APPLY_EDIT_TIMEOUT_S = 60
 TITLE_ONE = "Generate body of {name}"
 TITLE_ALL = "Generate bodies for all stubs in file ({n})"
 
@@ -157,7 +159,11 @@ async def _apply(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> bool
     _tell_unfilled(ls, unfilled, len(sites))
     if not edits:
         return False
-    result = await ls.workspace_apply_edit_async(
-        types.ApplyWorkspaceEditParams(edit=document_edit(uri, version, edits), label="Generate body")
-    )
+    try:  # a client that never answers must not hold the command (and its request) forever
+        result = await asyncio.wait_for(ls.workspace_apply_edit_async(
+            types.ApplyWorkspaceEditParams(edit=document_edit(uri, version, edits), label="Generate body")
+        ), timeout=APPLY_EDIT_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        log.warning("%s: the editor did not answer workspace/applyEdit in %d s", uri, APPLY_EDIT_TIMEOUT_S)
+        return False
     return bool(result and result.applied)

@@ -1,0 +1,149 @@
+"""Soak test: simulated typing against `codegen-lsp serve` for a while, sampling memory and latency.
+
+    python benchmarks/soak_lsp.py --minutes 30 [--model PKG] [--json out.json]
+
+A simulated user types functions (signature, docstring, body) character by character at ~8 chars/s into
+a real file, the client sending an inline completion request on every keystroke as VS Code does
+(each newer one supersedes the older), accepts some suggestions, undoes some, and runs generate-all on
+the file now and then. Every 15 s the server's RSS (from /proc) is sampled. At the end it prints the RSS
+growth after the warm-up (the first 20% of the run) and the inline latency p50/p95 of the first and last
+fifth of the run after warm-up; targets: RSS growth < 5%, last-window p95 within 20% of the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzz_lsp import Peer  # noqa: E402
+
+FUNCTIONS = [
+    ("def mean(values: list[float]) -> float:", "Return the arithmetic mean of values, 0.0 when empty."),
+    ("def is_prime(n: int) -> bool:", "Return True when n is a prime number."),
+    ("def word_count(text: str) -> dict[str, int]:", "Count how often each word occurs in text."),
+    ("def clamp(x: float, low: float, high: float) -> float:", "Limit x to the range [low, high]."),
+    ("def reverse_words(text: str) -> str:", "Return text with the order of its words reversed."),
+]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    rng = random.Random(args.seed)
+    peer = Peer([sys.executable, "-m", "codegen_lsp", "--log-level", "warning", "serve"])
+    ids = iter(range(1, 10**9))
+    sent_at: dict[int, float] = {}
+
+    def request(method: str, params: Any) -> int:
+        rid = next(ids)
+        sent_at[rid] = time.monotonic()
+        peer.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+        return rid
+
+    def notify(method: str, params: Any) -> None:
+        peer.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    init = request("initialize", {"processId": None, "capabilities": {}, "initializationOptions": {"modelPath": args.model}})
+    notify("initialized", {})
+    while init not in peer.replies:
+        time.sleep(0.05)
+    uri, text, version = "file:///soak/project.py", "import math\n\n", 1
+    notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})
+
+    def end_pos() -> dict[str, int]:
+        lines = text.split("\n")
+        return {"line": len(lines) - 1, "character": len(lines[-1])}
+
+    def type_text(chunk: str, inline: list[int]) -> None:
+        nonlocal text, version
+        for ch in chunk:
+            pos = end_pos()
+            version += 1
+            text += ch
+            notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                              "contentChanges": [{"range": {"start": pos, "end": pos}, "text": ch}]})
+            inline.append(request("textDocument/inlineCompletion", {
+                "textDocument": {"uri": uri}, "position": end_pos(), "context": {"triggerKind": 2}}))
+            time.sleep(rng.uniform(0.08, 0.16))
+
+    start = time.monotonic()
+    end = start + args.minutes * 60
+    samples: list[tuple[float, int]] = []
+    inline: list[int] = []
+    next_sample = start
+    typed = 0
+    while time.monotonic() < end and peer.proc.poll() is None:
+        sig, doc = FUNCTIONS[typed % len(FUNCTIONS)]
+        sig = sig.replace("(", f"_{typed}(", 1)
+        type_text(f"{sig}\n    \"\"\"{doc}\"\"\"\n    ", inline)
+        action = rng.random()
+        if action < 0.4:
+            type_text("pass\n\n\n", inline)  # leave a stub for generate-all
+        else:
+            type_text("return None\n\n\n", inline)  # an "accepted" or written body
+        if action > 0.85:  # undo: drop everything after the last blank lines, as a full sync
+            version += 1
+            text = text[: text.rstrip("\n").rfind("\n\n\n") + 3] if "\n\n\n" in text else text
+            notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                              "contentChanges": [{"text": text}]})
+        if typed % 4 == 3:
+            request("workspace/executeCommand", {"command": "codegen-lsp.generateAllInFile", "arguments": [uri]})
+        typed += 1
+        now = time.monotonic()
+        if now >= next_sample:
+            samples.append((now - start, rss_kib(peer.proc.pid)))
+            next_sample = now + 15
+    time.sleep(2)
+    lat = [(sent_at[r] - start, peer.arrivals[r] - sent_at[r]) for r in inline if r in peer.arrivals]
+    request("shutdown", None)
+    notify("exit", None)
+    rc = peer.proc.wait(timeout=60)
+    warm = args.minutes * 60 * 0.2
+    after = [s for s in samples if s[0] >= warm]
+    growth = (after[-1][1] / after[0][1] - 1) if len(after) >= 2 else 0.0
+    span = (args.minutes * 60 - warm) / 5
+    first = [x for t, x in lat if warm <= t < warm + span]
+    last = [x for t, x in lat if t >= args.minutes * 60 - span]
+    report = {
+        "minutes": args.minutes, "functions_typed": typed, "inline_requests": len(inline), "answered": len(lat),
+        "rss_mib_start": round(after[0][1] / 1024, 1) if after else None,
+        "rss_mib_end": round(after[-1][1] / 1024, 1) if after else None,
+        "rss_growth_after_warmup": round(growth, 4),
+        "first_window_p50_s": round(statistics.median(first), 3) if first else None,
+        "first_window_p95_s": round(pct(first, 0.95), 3),
+        "last_window_p50_s": round(statistics.median(last), 3) if last else None,
+        "last_window_p95_s": round(pct(last, 0.95), 3),
+        "exit_code": rc, "violations": peer.violations, "rss_samples": samples,
+    }
+    sys.stdout.write(json.dumps({k: v for k, v in report.items() if k != "rss_samples"}, indent=1) + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    ok = rc == 0 and not peer.violations and growth < 0.05
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
