@@ -200,6 +200,9 @@ class BodyGenerator:
         manifest = engine.manifest
         conv = manifest.prompt
         budget = max(64, manifest.context_length - self.settings.max_tokens - 8)
+        fits = engine.prompt_budget(self.settings.time_budget_ms / 1000.0)
+        if fits is not None:  # what this CPU can prefill within the interactive budget
+            budget = min(budget, fits)
         suffix = ""
         if conv.template == "fim":
             suffix = build_suffix(doc, site, engine.count_tokens, min(conv.suffix_tokens, budget // 4))

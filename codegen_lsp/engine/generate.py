@@ -53,8 +53,28 @@ class _Candidate:
     finished_s: float = 0.0
 
 
+PREFILL_CHUNK = 256
+"""Prompt tokens per prefill call: cancel and the time budget are checked between chunks."""
+
+
 class Engine:
     """A loaded model ready to generate. One ``generate`` runs at a time (an internal lock)."""
+
+    prefill_tok_s: float | None = None
+    """Measured prefill speed (moving average over requests), for sizing interactive prompts."""
+
+    def _observe_prefill(self, tokens: int, seconds: float) -> None:
+        if tokens < 32 or seconds <= 0:
+            return  # a short or cached prefill says little about throughput
+        rate = tokens / seconds
+        self.prefill_tok_s = rate if self.prefill_tok_s is None else 0.7 * self.prefill_tok_s + 0.3 * rate
+
+    def prompt_budget(self, time_budget_s: float | None, share: float = 0.4) -> int | None:
+        """Most prompt tokens that prefill within ``share`` of the time budget at the measured speed
+        (None until measured, or without a budget). The prefix cache makes most re-requests cheaper."""
+        if time_budget_s is None or self.prefill_tok_s is None:
+            return None
+        return max(128, int(self.prefill_tok_s * time_budget_s * share))
 
     def __init__(
         self,
@@ -161,7 +181,21 @@ class Engine:
         hit = self.prefix_cache.lookup(ids)
         start = hit.length if hit else 0
         state = self.session.new_state(1, len(ids) + max_new, hit.kv if hit else None)
-        logits = self.session.step(state, np.asarray([ids[start:]], dtype=np.int64))
+        deadline = t0 + config.time_budget_s if config.time_budget_s is not None else None
+        # Prefill in chunks so that a cancel (or the time budget) is honoured within one chunk.
+        logits = None
+        for at in range(start, len(ids), PREFILL_CHUNK):
+            if at > start and cancel is not None and cancel.is_set():
+                raise Cancelled(None)
+            if at > start and deadline is not None and time.perf_counter() >= deadline:
+                spent = time.perf_counter() - t0  # the budget ran out before the first token
+                return GenerationResult(
+                    generations=[Generation("", [], 0.0, "time", {"finished_s": spent})], prompt_tokens=len(ids),
+                    prefix_cache_hit_tokens=start, time_to_first_token_s=0.0, prefill_s=spent, decode_s=0.0,
+                    decode_tokens=0, prefilled_tokens=at - start, trimmed_tokens=trimmed)
+            logits = self.session.step(state, np.asarray([ids[at:at + PREFILL_CHUNK]], dtype=np.int64))
+        assert logits is not None
+        self._observe_prefill(len(ids) - start, time.perf_counter() - t0)
         # Greedy decoding makes every candidate the same: decode it once.
         n = config.num_candidates if config.temperature > 0 else 1
         if n > 1:
@@ -176,7 +210,6 @@ class Engine:
         histories = [c.ids for c in cands]
         ttft = 0.0
         decode_tokens = 0
-        deadline = t0 + config.time_budget_s if config.time_budget_s is not None else None
 
         def finish(c: _Candidate, reason: FinishReason, text: str | None = None) -> None:
             c.finish, c.text, c.finished_s = reason, text, time.perf_counter() - t0
