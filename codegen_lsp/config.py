@@ -40,6 +40,10 @@ class Settings:
     """Offer "Generate body" code actions on stubs."""
     log_level: str = "info"
     """Server log level: debug, info, warning, error."""
+    prefix_cache_mb: int = 256
+    """Most MiB of KV state the prefix cache keeps for re-requests while typing (0..8192; 0 = off)."""
+    result_cache_mb: int = 64
+    """Most MiB of document snapshots the per-version result cache may pin (1..4096)."""
 
     def validated(self) -> tuple[Settings, list[str]]:
         """Return a copy with out-of-range values replaced by defaults, and one warning per fix."""
@@ -59,6 +63,8 @@ class Settings:
         fix("top_p", 0.0 < out.top_p <= 1.0)
         fix("time_budget_ms", 100 <= out.time_budget_ms <= 60000)
         fix("log_level", out.log_level.lower() in ("debug", "info", "warning", "error"))
+        fix("prefix_cache_mb", 0 <= out.prefix_cache_mb <= 8192)
+        fix("result_cache_mb", 1 <= out.result_cache_mb <= 4096)
         return out, warnings
 
 

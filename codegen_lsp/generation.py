@@ -148,7 +148,8 @@ class BodyGenerator:
         self._on_status("loading", f"loading model from {path}")
         t0 = time.perf_counter()
         try:
-            engine = load_engine(path, device=settings.device, variant=settings.variant)
+            engine = load_engine(path, device=settings.device, variant=settings.variant,
+                                 prefix_cache_bytes=settings.prefix_cache_mb << 20)
         except ModelPackageError as exc:
             return None, f"{exc}; or point codegenLsp.modelPath at another package"
         except Exception as exc:  # a broken graph surfaces as an ORT error: report, never crash
@@ -162,8 +163,9 @@ class BodyGenerator:
         """New settings: drop the engine if the model, device or variant changed (or ``reload``), and
         the result cache. Never waits for a load in progress (it is discarded when it ends)."""
         with self._state:
-            model = (settings.model_path, settings.device, settings.variant)
-            if reload or model != (self.settings.model_path, self.settings.device, self.settings.variant):
+            model = (settings.model_path, settings.device, settings.variant, settings.prefix_cache_mb)
+            if reload or model != (self.settings.model_path, self.settings.device, self.settings.variant,
+                                   self.settings.prefix_cache_mb):
                 self._engine = None
                 self._load_error = None
                 self._epoch += 1
@@ -251,7 +253,9 @@ class BodyGenerator:
         )
         if key:
             self._cache[ckey] = out
-            while len(self._cache) > _CACHE_ENTRIES:
+            limit = self.settings.result_cache_mb << 20  # results pin their document snapshots
+            while len(self._cache) > _CACHE_ENTRIES or (
+                    len(self._cache) > 1 and sum(len(r.doc.data) for r in self._cache.values() if r.doc) > limit):
                 self._cache.popitem(last=False)
         return out
 

@@ -136,3 +136,14 @@ def test_reset_never_waits_for_a_load_and_the_stale_load_is_discarded(
     release.set()
     worker.join(30)
     assert loaded == ["other"]  # the load for the old settings was thrown away
+
+
+def test_the_result_cache_is_bounded_by_the_bytes_it_pins(scripted_pkg: Path) -> None:
+    gen = BodyGenerator(Settings(model_path=str(scripted_pkg), result_cache_mb=1))
+    filler = "# " + "x" * 400_000 + "\n"  # each version pins a 400 kB snapshot
+    for version in range(5):
+        doc = Document.from_text(filler + TYPED.replace("    return total +\n", "    pass\n"), version=version)
+        site = site_at(doc, 2, 0)
+        assert site is not None
+        gen.bodies(doc, site, key="file:///big.py")
+    assert len(gen._cache) == 2  # 2 x 400 kB fit in 1 MiB, 3 do not

@@ -17,7 +17,7 @@ from tokenizers import Tokenizer
 
 from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, NoVariant, check_io_names, load_package
 from .config import CancelLike, GenerationConfig
-from .prefix_cache import PrefixCache
+from .prefix_cache import DEFAULT_MAX_BYTES, PrefixCache
 from .providers import ProviderChoice, choose_provider, physical_cores, stdout_to_stderr
 from .results import Cancelled, FinishReason, Generation, GenerationResult
 from .sampling import Sampler
@@ -83,6 +83,7 @@ class Engine:
         threads: int | None = None,
         prefix_cache_entries: int = 4,
         variant: str | None = None,
+        prefix_cache_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self.package = package
         self._variant_name = variant
@@ -94,7 +95,7 @@ class Engine:
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         self._check_prompt_markers()
         self.eos_ids = frozenset(m.special_tokens.eos)
-        self.prefix_cache = PrefixCache(prefix_cache_entries)
+        self.prefix_cache = PrefixCache(prefix_cache_entries, max_bytes=prefix_cache_bytes)
         self._lock = threading.Lock()
         self.info: dict[str, Any] = {
             "model": m.name,
@@ -298,6 +299,7 @@ def load_engine(
     threads: int | None = None,
     prefix_cache_entries: int = 4,
     variant: str | None = None,
+    prefix_cache_bytes: int = DEFAULT_MAX_BYTES,
 ) -> Engine:
     """Load the package at ``model_dir`` on ``auto | cpu | cuda`` (see :func:`choose_provider`).
 
@@ -318,4 +320,5 @@ def load_engine(
         from .char_rnn import CharRNNEngine
 
         return CharRNNEngine(package, choice, threads=threads, variant=variant)
-    return Engine(package, choice, threads=threads, prefix_cache_entries=prefix_cache_entries, variant=variant)
+    return Engine(package, choice, threads=threads, prefix_cache_entries=prefix_cache_entries, variant=variant,
+                  prefix_cache_bytes=prefix_cache_bytes)

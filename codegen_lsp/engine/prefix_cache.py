@@ -26,17 +26,32 @@ def common_prefix(a: tuple[int, ...], b: list[int]) -> int:
     return i
 
 
-class PrefixCache:
-    """LRU of ``max_entries`` (token ids -> host KV of those ids, batch row of 1)."""
+DEFAULT_MAX_BYTES = 256 << 20
+"""KV bytes the cache may hold (Qwen2.5-Coder-0.5B: 12 KiB per token, so ~21k cached tokens)."""
 
-    def __init__(self, max_entries: int = 4, min_hit_tokens: int = 4) -> None:
+
+def kv_bytes(kv: HostKV) -> int:
+    return sum(k.nbytes + v.nbytes for k, v in kv)
+
+
+class PrefixCache:
+    """LRU of at most ``max_entries`` (token ids -> host KV of those ids, batch row of 1) holding at
+    most ``max_bytes`` of KV state; an entry larger than the whole bound is not kept."""
+
+    def __init__(self, max_entries: int = 4, min_hit_tokens: int = 4, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.min_hit_tokens = min_hit_tokens
         self._entries: OrderedDict[tuple[int, ...], HostKV] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(kv_bytes(kv) for kv in self._entries.values())
 
     def clear(self) -> None:
         with self._lock:
@@ -61,12 +76,14 @@ class PrefixCache:
 
     def store(self, ids: list[int], kv: HostKV) -> None:
         """Remember the KV of ``ids``; entries that are a prefix of ``ids`` become redundant."""
-        if self.max_entries <= 0 or not ids:
+        if self.max_entries <= 0 or not ids or kv_bytes(kv) > self.max_bytes:
             return
         key = tuple(ids)
         with self._lock:
             for old in [k for k in self._entries if len(k) <= len(key) and key[: len(k)] == k]:
                 del self._entries[old]
             self._entries[key] = kv
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            total = sum(kv_bytes(v) for v in self._entries.values())
+            while len(self._entries) > self.max_entries or total > self.max_bytes:
+                _, dropped = self._entries.popitem(last=False)
+                total -= kv_bytes(dropped)

@@ -88,3 +88,16 @@ def test_prefix_cache_lru_and_min_length() -> None:
     cache.store([7, 7, 7], kv)
     cache.store([8, 8, 8], kv)
     assert len(cache) == 2 and cache.lookup([1, 2, 3, 4]) is None  # evicted
+
+
+def test_prefix_cache_is_bounded_by_bytes() -> None:
+    def kv(n: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [(np.zeros((1, 1, n, 64), np.float32), np.zeros((1, 1, n, 64), np.float32))]  # 512 B per position
+
+    cache = PrefixCache(max_entries=10, max_bytes=5 * 1024)
+    for first in (1, 2, 3):
+        cache.store([first, 9, 9, 9, 9], kv(4))  # 2 KiB each: only two fit
+    assert len(cache) == 2 and cache.nbytes == 4 * 1024
+    assert cache.lookup([1, 9, 9, 9, 9, 5]) is None and cache.lookup([3, 9, 9, 9, 9, 5]) is not None
+    cache.store([7] * 20, kv(20))  # 10 KiB: larger than the whole bound, not kept
+    assert len(cache) == 2
