@@ -147,3 +147,19 @@ def test_the_result_cache_is_bounded_by_the_bytes_it_pins(scripted_pkg: Path) ->
         assert site is not None
         gen.bodies(doc, site, key="file:///big.py")
     assert len(gen._cache) == 2  # 2 x 400 kB fit in 1 MiB, 3 do not
+
+
+def test_the_users_notes_above_a_stub_stay_and_reach_the_prompt(tmp_path: Path) -> None:
+    notes = '    """Area of a w by h rectangle."""\n    # multiply; the caller rounds\n'
+    source = "def area(w, h):\n" + notes + "    pass\n"
+    # The scripted model writes the body only when the notes are at the end of the prompt.
+    pkg = build_scripted_package(tmp_path / "notes", [Rule("def area(w, h):\n" + notes.rstrip("\n"),
+                                                          ["\n    return w * h"])])
+    doc = Document.from_text(source)
+    site = site_at(doc, 0, 0)
+    assert site is not None and site.kind == "stub"
+    result = BodyGenerator(Settings(model_path=str(pkg), candidates=1)).bodies(doc, site)
+    assert [c.body for c in result.candidates] == ["    return w * h"]
+    from codegen_lsp.analysis.grammar import splice
+
+    assert splice(doc, site, result.candidates[0].body) == "def area(w, h):\n" + notes + "    return w * h\n"

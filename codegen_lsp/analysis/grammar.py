@@ -109,7 +109,7 @@ def normalize_continuation(site: FunctionSite, raw_text: str) -> str:
 
 def _header(doc: Document, site: FunctionSite) -> str:
     """The stand-in's text before the body: wrapper, decorators, signature, docstring."""
-    data = doc.data[doc.offset_at(*site.header_start):doc.offset_at(*site.docstring_end)]
+    data = doc.data[doc.offset_at(*site.header_start):doc.offset_at(*site.edit_start)]
     text = decode(data).replace("\r\n", "\n").replace("\r", "\n")
     return (_WRAPPER if site.def_indent else "") + text
 

@@ -81,7 +81,9 @@ def build_prompt(doc: Document, site: FunctionSite, count_tokens: Callable[[str]
     if fn is None:
         chain_texts = _textual_chain(doc, site)
         chain = [None] * len(chain_texts)
-    target = _clean(doc.data[header:docstring_end])
+    # Up to where the body goes: the docstring, plus a comment after it and the user's notes kept
+    # above a stub (sites.py), which tell the model what to write.
+    target = _clean(doc.data[header:doc.offset_at(*site.edit_start)])
     nodes = [n for n in chain if n is not None]
     innermost_class = next((n for n in reversed(nodes) if n.type == "class_definition"), None)
     outer = nodes[0] if nodes else fn

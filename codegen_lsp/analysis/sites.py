@@ -5,7 +5,9 @@ classified by what follows the docstring:
 
 ``empty``  nothing (comments at or left of the ``def`` column do not count);
 ``stub``   only ``pass``, ``...``, ``raise NotImplementedError[(...)]`` and ``# TODO`` comments
-           (other comments may sit among them and are replaced too);
+           (other comments may sit among them; those before the first stub item are the user's
+           notes: they stay, go into the prompt, and the body is written after them; later ones
+           are replaced with the stub);
 ``live``   only from :func:`site_at`: the cursor is on the line right after the docstring, that line
            is blank or holds the start of a body that does not parse yet, the function is not an
            ``empty`` site (e.g. the tree around it is broken), and nothing of it follows that line.
@@ -62,7 +64,8 @@ class FunctionSite:
     """Column 0 of the first decorator line, or of the ``def`` line."""
     edit_start: Position
     """Start of the range :func:`grammar.body_edit` replaces with a newline plus the body: the end of
-    the docstring line's content (after a trailing comment, if any)."""
+    the docstring line's content (after a trailing comment, if any), or of the user's comment lines
+    kept above a stub. The prompt and the grammar check's stand-in end here too."""
     edit_end: Position
     """End of that range: the end of the stub, of a whitespace-only line right after the docstring,
     or (``live``) of the line being typed."""
@@ -268,6 +271,9 @@ def _classify_body(doc: Document, rest: Sequence[Node], delta: int, def_column: 
                 stub = True
             else:
                 other_comment = True
+                if first < 0:  # the user's notes before the stub stay: the body goes after them
+                    trailing = end
+                    continue
         elif _is_stub_statement(node) and line != docstring_line:
             stub = True
         else:
