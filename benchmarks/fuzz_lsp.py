@@ -95,6 +95,10 @@ class Peer:
 
 def position(rng: random.Random, text: str) -> dict[str, int]:
     lines = text.split("\n") or [""]
+    stubs = [i for i, ln in enumerate(lines) if ln.strip() in ("pass", "...")]
+    if stubs and rng.random() < 0.4:  # a stub line: the request has a site and generates
+        line = rng.choice(stubs)
+        return {"line": line, "character": len(lines[line]) - len(lines[line].lstrip())}
     if rng.random() < 0.2:  # out of range, negative-free (the protocol's uinteger)
         return {"line": rng.randint(0, 10_000), "character": rng.randint(0, 10_000)}
     line = rng.randrange(len(lines))
@@ -148,6 +152,8 @@ def run(cmd: list[str], model: str | None, seed: int, messages: int) -> list[str
             if method.endswith("codeAction"):
                 params = {"textDocument": {"uri": uri}, "range": {"start": pos, "end": pos}, "context": {"diagnostics": []}}
             request(method, params)
+            if rng.random() < 0.05:  # let it finish now and then instead of superseding it at once
+                time.sleep(0.3)
         elif kind < 0.82:
             if pending:
                 notify("$/cancelRequest", {"id": rng.choice(pending[-5:])})
@@ -186,6 +192,10 @@ def run(cmd: list[str], model: str | None, seed: int, messages: int) -> list[str
                         f"{', '.join(f'{i} {methods[i]}' for i in missing[:5])})")
     if rc != 0:
         problems.append(f"server exit code {rc}")
+    answered = [peer.replies[i] for i in pending if i in peer.replies]
+    errors = sum("error" in r for r in answered)
+    bodies = sum(bool(isinstance(r.get("result"), dict) and r["result"].get("items")) for r in answered)
+    run.stats = f"{len(pending)} requests: {errors} errors, {bodies} with generated bodies"  # type: ignore[attr-defined]
     return problems
 
 
@@ -202,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         problems = run(cmd, args.model, seed, args.messages)
         status = "ok" if not problems else "FAILED"
-        sys.stdout.write(f"seed {seed}: {args.messages} messages, {time.perf_counter() - t0:.1f}s, {status}\n")
+        sys.stdout.write(f"seed {seed}: {args.messages} messages, {time.perf_counter() - t0:.1f}s, "
+                         f"{getattr(run, 'stats', '')}, {status}\n")
         for p in problems:
             sys.stdout.write(f"  {p}\n")
         failed += bool(problems)
