@@ -9,18 +9,10 @@ import pytest
 
 from codegen_lsp.engine import Cancelled, GenerationConfig, load_engine
 from codegen_lsp.engine.generate import PREFILL_CHUNK
+from tests.engine.test_generate import CountingCancel
 from tests.scripted_rules import RULES
 
 LONG = "# " + "x" * 1000 + "\n" + RULES[0].after  # ~1,050 byte tokens: five chunks
-
-
-class CancelOnCheck:
-    def __init__(self, after: int) -> None:
-        self.after, self.checks = after, 0
-
-    def is_set(self) -> bool:
-        self.checks += 1
-        return self.checks > self.after
 
 
 def test_chunked_prefill_gives_the_same_text(scripted_pkg: Path) -> None:
@@ -33,7 +25,7 @@ def test_chunked_prefill_gives_the_same_text(scripted_pkg: Path) -> None:
 
 def test_cancel_is_honoured_between_prefill_chunks(scripted_pkg: Path) -> None:
     engine = load_engine(scripted_pkg, device="cpu", prefix_cache_entries=0)
-    cancel = CancelOnCheck(after=1)  # the check before prefill passes; the one before chunk 2 cancels
+    cancel = CountingCancel(after=1)  # the check before prefill passes; the one before chunk 2 cancels
     with pytest.raises(Cancelled):
         engine.generate(LONG, GenerationConfig(max_new_tokens=64), cancel=cancel)
     assert cancel.checks == 2
