@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from codegen_lsp.modelpkg import Manifest, ModelPackageError, Provenance, load_package, sha256_file
-from codegen_lsp.modelpkg.catalog import CATALOG, DEFAULT_NAME, catalog_entry, installed_dir
+from codegen_lsp.modelpkg.catalog import CATALOG, installed_dir
 
 from .errors import ExportError
 from .fused_package import Plan
@@ -336,11 +336,3 @@ def install(name: str, target: Path | None = None, cache: Path | None = None, fo
     log(f"installed {target} ({size / 2**20:.0f} MiB) in {time.perf_counter() - t0:.0f}s")
     return target
 
-
-def default_name() -> str:
-    return DEFAULT_NAME
-
-
-def describe(name: str) -> str:
-    entry = catalog_entry(name)
-    return entry.summary if entry else ""
