@@ -2,11 +2,11 @@
 cancellation and a prefix cache. numpy + onnxruntime + tokenizers only; no LSP types."""
 
 from .config import CancelToken, GenerationConfig
-from .generate import Engine, OnLine, load_engine
+from .generate import Engine, OnLine, load_engine, release_heap
 from .providers import ProviderChoice, choose_provider
 from .results import Cancelled, FinishReason, Generation, GenerationResult
 
 __all__ = [
     "CancelToken", "Cancelled", "Engine", "FinishReason", "Generation", "GenerationConfig",
-    "GenerationResult", "OnLine", "ProviderChoice", "choose_provider", "load_engine",
+    "GenerationResult", "OnLine", "ProviderChoice", "choose_provider", "load_engine", "release_heap",
 ]

@@ -3,8 +3,10 @@ stop rules, cancellation and a prefix cache. The server runs ``generate`` in a w
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +53,28 @@ class _Candidate:
     finish: FinishReason | None = None
     text: str | None = None
     finished_s: float = 0.0
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # musl or another libc: nothing to trim
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_heap() -> None:
+    """Give freed heap memory back to the OS (5-8 ms; the server runs it in its worker after each
+    request, once the answer is on its way). Each request allocates and frees KV
+    buffers of a different size (tens to hundreds of MB); glibc then raises its mmap threshold and
+    keeps the freed blocks in the worker thread's arena, so a server's RSS crept up by ~260 MiB over
+    60 requests (measured: 866 -> 1,125 MiB; with the trim it stayed at 830-906 MiB)."""
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 PREFILL_CHUNK = 256

@@ -27,7 +27,7 @@ def common_prefix(a: tuple[int, ...], b: list[int]) -> int:
 
 
 DEFAULT_MAX_BYTES = 256 << 20
-"""KV bytes the cache may hold (Qwen2.5-Coder-0.5B: 12 KiB per token, so ~21k cached tokens)."""
+"""KV bytes the cache may hold (Qwen2.5-Coder-0.5B, fp32 KV: 24 KiB per token, so ~10k cached tokens)."""
 
 
 def kv_bytes(kv: HostKV) -> int:

@@ -7,10 +7,13 @@ task) or when a newer request for the same document arrives; the engine checks i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from ..engine import release_heap
 
 T = TypeVar("T")
 
@@ -41,6 +44,9 @@ class RequestScheduler:
             cancel.set()
             raise
         finally:
+            # Queued behind the job, after its answer: keeps the worker's heap from creeping up.
+            with contextlib.suppress(RuntimeError):  # the pool is shut down at exit
+                self._pool.submit(release_heap)
             with self._lock:
                 if self._current.get(key) is cancel:
                     del self._current[key]
