@@ -45,6 +45,11 @@ class Settings:
     result_cache_mb: int = 64
     """Most MiB of document snapshots the per-version result cache may pin (1..4096)."""
 
+    @property
+    def engine_key(self) -> tuple[object, ...]:
+        """The settings the loaded engine depends on: a change means loading again."""
+        return (self.model_path, self.device, self.variant, self.prefix_cache_mb)
+
     def validated(self) -> tuple[Settings, list[str]]:
         """Return a copy with out-of-range values replaced by defaults, and one warning per fix."""
         d = Settings()

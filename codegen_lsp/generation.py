@@ -83,6 +83,15 @@ class ModelUnavailable(Exception):
     """The model could not be loaded; ``message`` says why and how to fix it."""
 
 
+def _manifest_stamp(path: Path) -> tuple[float, int] | None:
+    """(mtime, size) of a package's manifest, or None: a change after a failed load means retry."""
+    try:
+        st = (path / MANIFEST_FILE).stat()
+    except OSError:
+        return None
+    return st.st_mtime, st.st_size
+
+
 class BodyGenerator:
     """Owns the engine (loaded lazily, once) and a small result cache per (document version, site)."""
 
@@ -111,13 +120,6 @@ class BodyGenerator:
     def model_dir(self) -> Path:
         return resolve_model_dir(self.settings.model_path)
 
-    def _stamp(self, path: Path) -> tuple[float, int] | None:
-        try:
-            st = (path / MANIFEST_FILE).stat()
-        except OSError:
-            return None
-        return st.st_mtime, st.st_size
-
     def ensure_engine(self) -> Engine:
         """The loaded engine, loading it first if needed (in the calling thread: never call this on
         the event loop). A failed load is remembered and re-raised with the same message until the
@@ -129,14 +131,14 @@ class BodyGenerator:
                         return self._engine
                     settings, epoch = self.settings, self._epoch
                     path = resolve_model_dir(settings.model_path)
-                    if self._load_error is not None and self._stamp(path) == self._error_stamp:
+                    if self._load_error is not None and _manifest_stamp(path) == self._error_stamp:
                         raise ModelUnavailable(self._load_error)
                 engine, error = self._load(path, settings)
                 with self._state:
                     if epoch != self._epoch:
                         continue  # the settings changed while loading: load what they name now
                     self._engine, self._load_error = engine, error
-                    self._error_stamp = self._stamp(path) if error else None
+                    self._error_stamp = _manifest_stamp(path) if error else None
                 if error is not None:
                     self._on_status("error", error)
                     raise ModelUnavailable(error)
@@ -163,9 +165,7 @@ class BodyGenerator:
         """New settings: drop the engine if the model, device or variant changed (or ``reload``), and
         the result cache. Never waits for a load in progress (it is discarded when it ends)."""
         with self._state:
-            model = (settings.model_path, settings.device, settings.variant, settings.prefix_cache_mb)
-            if reload or model != (self.settings.model_path, self.settings.device, self.settings.variant,
-                                   self.settings.prefix_cache_mb):
+            if reload or settings.engine_key != self.settings.engine_key:
                 self._engine = None
                 self._load_error = None
                 self._epoch += 1

@@ -85,9 +85,9 @@ def register(ls: CodegenServer) -> None:
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
-        before = (ls.settings.model_path, ls.settings.device, ls.settings.variant)
+        before = ls.settings.engine_key
         ls.apply_settings(params.settings)
-        if (ls.settings.model_path, ls.settings.device, ls.settings.variant) != before:
+        if ls.settings.engine_key != before:
             ls._said_error = False
             await load_model_with_progress(ls)
 
