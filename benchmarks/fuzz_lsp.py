@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 SNIPPETS = [
@@ -42,7 +43,9 @@ def frame(obj: Any) -> bytes:
 class Peer:
     """The server process plus a reader that parses every stdout byte as an LSP frame."""
 
-    def __init__(self, cmd: list[str]) -> None:
+    def __init__(self, cmd: list[str], answer: Callable[[dict[str, Any]], Any] | None = None) -> None:
+        self.answer = answer or (lambda msg: {"applied": True} if msg["method"] == "workspace/applyEdit" else None)
+        """The client's result for a request from the server (default: applyEdit says applied)."""
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.replies: dict[Any, dict[str, Any]] = {}
         self.arrivals: dict[Any, float] = {}
@@ -70,8 +73,7 @@ class Peer:
                 return
             msg = json.loads(out.read(int(fields["Content-Length"])))
             if "id" in msg and "method" in msg:  # a request to the client (applyEdit, progress): answer it
-                result = {"applied": True} if msg["method"] == "workspace/applyEdit" else None
-                self.send({"jsonrpc": "2.0", "id": msg["id"], "result": result})
+                self.send({"jsonrpc": "2.0", "id": msg["id"], "result": self.answer(msg)})
             elif "id" in msg:
                 with self.lock:
                     self.replies[msg["id"]] = msg

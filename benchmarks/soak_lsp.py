@@ -5,7 +5,7 @@
 A simulated user types functions (signature, docstring, body) character by character at ~8 chars/s into
 a real file, the client sending an inline completion request on every keystroke as VS Code does
 (each newer one supersedes the older), accepts some suggestions, undoes some, and runs generate-all on
-the file now and then. Every 15 s the server's RSS (from /proc) is sampled. At the end it prints the RSS
+the file now and then, applying the edits it returns as an editor does. Every 15 s the server's RSS (from /proc) is sampled. At the end it prints the RSS
 growth after the warm-up (the first 20% of the run) and the inline latency p50/p95 of the first and last
 fifth of the run after warm-up; targets: RSS growth < 5%, last-window p95 within 20% of the first.
 """
@@ -17,6 +17,7 @@ import json
 import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,56 @@ FUNCTIONS = [
     ("def clamp(x: float, low: float, high: float) -> float:", "Limit x to the range [low, high]."),
     ("def reverse_words(text: str) -> str:", "Return text with the order of its words reversed."),
 ]
+
+
+URI = "file:///soak/project.py"
+
+
+class Buffer:
+    """The editor's copy of the file: typed into by the simulated user, edited by the server's
+    workspace/applyEdit (applied when it is for the current version, as an editor does)."""
+
+    def __init__(self) -> None:
+        self.text, self.version = "import math\n\n", 1
+        self.lock = threading.Lock()
+        self.peer: Peer | None = None
+        self.applied = self.stale = 0
+
+    def notify(self, method: str, params: Any) -> None:
+        assert self.peer is not None
+        self.peer.send({"jsonrpc": "2.0", "method": method, "params": params})
+
+    def end_pos(self) -> dict[str, int]:
+        lines = self.text.split("\n")
+        return {"line": len(lines) - 1, "character": len(lines[-1])}
+
+    def change(self, changes: list[dict[str, Any]], new_text: str) -> None:
+        """Send ``changes`` (which turn the text into ``new_text``) as the next version (lock held)."""
+        self.version += 1
+        self.text = new_text
+        self.notify("textDocument/didChange", {"textDocument": {"uri": URI, "version": self.version},
+                                               "contentChanges": changes})
+
+    def offset(self, pos: dict[str, int]) -> int:
+        lines = self.text.split("\n")
+        return sum(len(ln) + 1 for ln in lines[: pos["line"]]) + pos["character"]  # ASCII text: UTF-16 = str
+
+    def answer(self, msg: dict[str, Any]) -> Any:
+        if msg["method"] != "workspace/applyEdit":
+            return None
+        with self.lock:
+            changes = msg["params"]["edit"].get("documentChanges") or []
+            doc = changes[0] if changes else {}
+            if doc.get("textDocument", {}).get("version") != self.version:
+                self.stale += 1
+                return {"applied": False, "failureReason": "document changed"}
+            text = self.text
+            for e in sorted(doc["edits"], key=lambda e: self.offset(e["range"]["start"]), reverse=True):
+                a, b = self.offset(e["range"]["start"]), self.offset(e["range"]["end"])
+                text = text[:a] + e["newText"] + text[b:]
+            self.change([{"text": text}], text)
+            self.applied += 1
+            return {"applied": True}
 
 
 def rss_kib(pid: int) -> int:
@@ -53,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
-    peer = Peer([sys.executable, "-m", "codegen_lsp", "--log-level", "warning", "serve"])
+    buf = Buffer()
+    peer = Peer([sys.executable, "-m", "codegen_lsp", "--log-level", "warning", "serve"], answer=buf.answer)
+    buf.peer = peer
     ids = iter(range(1, 10**9))
     sent_at: dict[int, float] = {}
 
@@ -63,30 +116,20 @@ def main(argv: list[str] | None = None) -> int:
         peer.send({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
         return rid
 
-    def notify(method: str, params: Any) -> None:
-        peer.send({"jsonrpc": "2.0", "method": method, "params": params})
-
     init = request("initialize", {"processId": None, "capabilities": {}, "initializationOptions": {"modelPath": args.model}})
-    notify("initialized", {})
+    buf.notify("initialized", {})
     while init not in peer.replies:
         time.sleep(0.05)
-    uri, text, version = "file:///soak/project.py", "import math\n\n", 1
-    notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": text}})
-
-    def end_pos() -> dict[str, int]:
-        lines = text.split("\n")
-        return {"line": len(lines) - 1, "character": len(lines[-1])}
+    buf.notify("textDocument/didOpen", {"textDocument": {"uri": URI, "languageId": "python", "version": 1,
+                                                         "text": buf.text}})
 
     def type_text(chunk: str, inline: list[int]) -> None:
-        nonlocal text, version
         for ch in chunk:
-            pos = end_pos()
-            version += 1
-            text += ch
-            notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
-                                              "contentChanges": [{"range": {"start": pos, "end": pos}, "text": ch}]})
-            inline.append(request("textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": end_pos(), "context": {"triggerKind": 2}}))
+            with buf.lock:
+                pos = buf.end_pos()
+                buf.change([{"range": {"start": pos, "end": pos}, "text": ch}], buf.text + ch)
+                inline.append(request("textDocument/inlineCompletion", {
+                    "textDocument": {"uri": URI}, "position": buf.end_pos(), "context": {"triggerKind": 2}}))
             time.sleep(rng.uniform(0.08, 0.16))
 
     start = time.monotonic()
@@ -105,12 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             type_text("return None\n\n\n", inline)  # an "accepted" or written body
         if action > 0.85:  # undo: drop everything after the last blank lines, as a full sync
-            version += 1
-            text = text[: text.rstrip("\n").rfind("\n\n\n") + 3] if "\n\n\n" in text else text
-            notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
-                                              "contentChanges": [{"text": text}]})
+            with buf.lock:
+                text = buf.text
+                text = text[: text.rstrip("\n").rfind("\n\n\n") + 3] if "\n\n\n" in text else text
+                buf.change([{"text": text}], text)
         if typed % 4 == 3:
-            request("workspace/executeCommand", {"command": "codegen-lsp.generateAllInFile", "arguments": [uri]})
+            gen = request("workspace/executeCommand", {"command": "codegen-lsp.generateAllInFile", "arguments": [URI]})
+            if rng.random() < 0.5:  # waits for the bodies (they are applied); else types on (they are dropped)
+                t_gen = time.monotonic()
+                while gen not in peer.replies and time.monotonic() - t_gen < 120:
+                    time.sleep(0.05)
         typed += 1
         now = time.monotonic()
         if now >= next_sample:
@@ -119,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(2)
     lat = [(sent_at[r] - start, peer.arrivals[r] - sent_at[r]) for r in inline if r in peer.arrivals]
     request("shutdown", None)
-    notify("exit", None)
+    buf.notify("exit", None)
     rc = peer.proc.wait(timeout=60)
     warm = args.minutes * 60 * 0.2
     after = [s for s in samples if s[0] >= warm]
@@ -128,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     first = [x for t, x in lat if warm <= t < warm + span]
     last = [x for t, x in lat if t >= args.minutes * 60 - span]
     report = {
-        "minutes": args.minutes, "functions_typed": typed, "inline_requests": len(inline), "answered": len(lat),
+        "minutes": args.minutes, "functions_typed": typed, "edits_applied": buf.applied,
+        "edits_refused_stale": buf.stale, "inline_requests": len(inline), "answered": len(lat),
         "rss_mib_start": round(after[0][1] / 1024, 1) if after else None,
         "rss_mib_end": round(after[-1][1] / 1024, 1) if after else None,
         "rss_growth_after_warmup": round(growth, 4),

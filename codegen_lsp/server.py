@@ -129,7 +129,8 @@ class CodegenServer(LanguageServer):
 
         ``supersede``: an interactive request (completion, inline) that a newer interactive request
         for the same document replaces. Requests the user asked for explicitly (code actions,
-        commands) neither supersede nor get superseded: they run in their own lane."""
+        commands) neither supersede nor get superseded: they run in their own lane, and yield to
+        interactive requests between model steps (see features/scheduler.py)."""
         live = self.docs.get(uri)
         if live is None:
             return None
@@ -137,7 +138,8 @@ class CodegenServer(LanguageServer):
         try:
             lane = f"{uri}#interactive" if supersede else f"{uri}#explicit-{id(site)}"
             result = await self.scheduler.run(
-                lane, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n), supersede
+                lane, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n),
+                interactive=supersede,
             )
         except (ModelUnavailable, Cancelled, Superseded) as exc:
             log.debug("no bodies for %s: %s", site.qualname, type(exc).__name__)

@@ -61,7 +61,7 @@ class CharRNNEngine(Engine):
         self.symbols: list[str] = list(m.extra["alphabet"])
         self._silent = frozenset(i for i, s in enumerate(self.symbols) if s.startswith("<|") and len(s) > 1)
         self.eos_ids = frozenset(m.special_tokens.eos)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.info: dict[str, Any] = {
             "model": m.name, "provider": self.rnn.get_providers()[0].removesuffix("ExecutionProvider").lower(),
             "reason": choice.reason, "variant": v.name, "graph": "char-rnn", "context_length": m.context_length,

@@ -59,6 +59,14 @@ class CancelLike(Protocol):
     def is_set(self) -> bool: ...
 
 
+def run_waiting(cancel: CancelLike | None) -> float:
+    """Let more urgent work run now, if the caller's token offers it (``run_waiting()``: the server's
+    explicit jobs yield to interactive requests this way); the seconds it took, which the caller
+    adds to its own deadline. Called between model steps, never inside one."""
+    run = getattr(cancel, "run_waiting", None)
+    return float(run()) if callable(run) else 0.0
+
+
 class CancelToken:
     """A cancellation flag the caller sets from another thread; checked before every decode step."""
 

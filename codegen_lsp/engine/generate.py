@@ -18,7 +18,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, NoVariant, check_io_names, load_package
-from .config import CancelLike, GenerationConfig
+from .config import CancelLike, GenerationConfig, run_waiting
 from .prefix_cache import DEFAULT_MAX_BYTES, PrefixCache
 from .providers import ProviderChoice, choose_provider, physical_cores, stdout_to_stderr
 from .results import Cancelled, FinishReason, Generation, GenerationResult
@@ -82,7 +82,9 @@ PREFILL_CHUNK = 256
 
 
 class Engine:
-    """A loaded model ready to generate. One ``generate`` runs at a time (an internal lock)."""
+    """A loaded model ready to generate. One ``generate`` runs at a time per thread (an internal
+    re-entrant lock: a generation may run another one on its own thread at a step boundary, see
+    :func:`run_waiting`; each call's KV state is its own)."""
 
     prefill_tok_s: float | None = None
     """Measured prefill speed (moving average over requests), for sizing interactive prompts."""
@@ -120,7 +122,7 @@ class Engine:
         self._check_prompt_markers()
         self.eos_ids = frozenset(m.special_tokens.eos)
         self.prefix_cache = PrefixCache(prefix_cache_entries, max_bytes=prefix_cache_bytes)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self.info: dict[str, Any] = {
             "model": m.name,
             "provider": self.session.device,
@@ -209,7 +211,12 @@ class Engine:
         deadline = t0 + config.time_budget_s if config.time_budget_s is not None else None
         # Prefill in chunks so that a cancel (or the time budget) is honoured within one chunk.
         logits = None
+        waited = 0.0  # seconds spent running other requests between chunks
         for at in range(start, len(ids), PREFILL_CHUNK):
+            paused = run_waiting(cancel) if at > start else 0.0
+            waited += paused
+            if deadline is not None:
+                deadline += paused
             if at > start and cancel is not None and cancel.is_set():
                 raise Cancelled(None)
             if at > start and deadline is not None and time.perf_counter() >= deadline:
@@ -220,7 +227,7 @@ class Engine:
                     decode_tokens=0, prefilled_tokens=at - start, trimmed_tokens=trimmed)
             logits = self.session.step(state, np.asarray([ids[at:at + PREFILL_CHUNK]], dtype=np.int64))
         assert logits is not None
-        self._observe_prefill(len(ids) - start, time.perf_counter() - t0)
+        self._observe_prefill(len(ids) - start, time.perf_counter() - t0 - waited)
         # Greedy decoding makes every candidate the same: decode it once.
         n = config.num_candidates if config.temperature > 0 else 1
         if n > 1:
@@ -269,6 +276,9 @@ class Engine:
             active = sum(c.finish is None for c in cands)
             if active == 0:
                 break
+            paused = run_waiting(cancel)  # interactive requests first; their time is not ours
+            if deadline is not None:
+                deadline += paused
             if deadline is not None and time.perf_counter() >= deadline:
                 for c in cands:
                     if c.finish is None:
