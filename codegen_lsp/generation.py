@@ -25,7 +25,7 @@ from .analysis.grammar import (
 from .analysis.prompt import build_prompt, build_suffix
 from .analysis.sites import FunctionSite
 from .config import Settings
-from .engine import Cancelled, Engine, GenerationConfig, load_engine
+from .engine import BodyModel, Cancelled, GenerationConfig, load_engine
 from .modelpkg import MANIFEST_FILE, ModelPackageError, resolve_model_dir
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class BodyGenerator:
 
     def __init__(self, settings: Settings, on_status: Callable[[str, str], None] | None = None) -> None:
         self.settings = settings
-        self._engine: Engine | None = None
+        self._engine: BodyModel | None = None
         self._load_error: str | None = None
         self._error_stamp: tuple[float, int] | None = None
         """The package's manifest (mtime, size) when the load failed: a change means retry."""
@@ -110,7 +110,7 @@ class BodyGenerator:
 
     # -- model ---------------------------------------------------------------------------------
     @property
-    def engine(self) -> Engine | None:
+    def engine(self) -> BodyModel | None:
         return self._engine
 
     @property
@@ -120,7 +120,7 @@ class BodyGenerator:
     def model_dir(self) -> Path:
         return resolve_model_dir(self.settings.model_path)
 
-    def ensure_engine(self) -> Engine:
+    def ensure_engine(self) -> BodyModel:
         """The loaded engine, loading it first if needed (in the calling thread: never call this on
         the event loop). A failed load is remembered and re-raised with the same message until the
         package on disk changes (e.g. ``make model`` finished) or the settings change."""
@@ -146,7 +146,7 @@ class BodyGenerator:
                 self._on_status("ready", f"{engine.info.get('model')} on {engine.info.get('provider')}")
                 return engine
 
-    def _load(self, path: Path, settings: Settings) -> tuple[Engine | None, str | None]:
+    def _load(self, path: Path, settings: Settings) -> tuple[BodyModel | None, str | None]:
         self._on_status("loading", f"loading model from {path}")
         t0 = time.perf_counter()
         try:

@@ -1,12 +1,13 @@
 """The inference engine: ONNX Runtime sessions, providers, KV cache, sampling, stop rules,
 cancellation and a prefix cache. numpy + onnxruntime + tokenizers only; no LSP types."""
 
-from .config import CancelToken, GenerationConfig
-from .generate import Engine, OnLine, load_engine, release_heap
+from .config import CancelToken, GenerationConfig, OnLine
+from .generate import Engine, release_heap
+from .kinds import KINDS, BodyModel, EngineOptions, load_engine
 from .providers import ProviderChoice, choose_provider
 from .results import Cancelled, FinishReason, Generation, GenerationResult
 
 __all__ = [
-    "CancelToken", "Cancelled", "Engine", "FinishReason", "Generation", "GenerationConfig",
+    "KINDS", "BodyModel", "CancelToken", "EngineOptions", "Cancelled", "Engine", "FinishReason", "Generation", "GenerationConfig",
     "GenerationResult", "OnLine", "ProviderChoice", "choose_provider", "load_engine", "release_heap",
 ]

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from ..modelpkg import load_package
 from .config import GenerationConfig
-from .generate import Engine, load_engine
+from .kinds import BodyModel, load_engine
 from .providers import physical_cores
 
 PROMPTS = [
@@ -72,23 +72,19 @@ def summarize(runs: list[dict[str, float]]) -> dict[str, float]:
     }
 
 
-def bench_engine(engine: Engine, prompt_ids: list[list[int]], max_new_tokens: int) -> dict[str, Any]:
-    """Fixed-length greedy decode of ``max_new_tokens`` per prompt (EOS ignored, prefix cache off);
-    whole-body latency comes from a second, natural run (EOS and repetition guard on)."""
-    fixed = GenerationConfig(max_new_tokens=max_new_tokens, max_line_repeats=0, max_token_cycle_repeats=0)
+def bench_engine(engine: BodyModel, prompts: list[str], max_new_tokens: int) -> dict[str, Any]:
+    """Fixed-length greedy decode of ``max_new_tokens`` per prompt (EOS ignored, prompt caches
+    cleared); whole-body latency comes from a second, natural run (EOS and repetition guard on).
+    Any kind: only the engine interface (``kinds.BodyModel``) is used."""
+    fixed = GenerationConfig(max_new_tokens=max_new_tokens, max_line_repeats=0, max_token_cycle_repeats=0,
+                             ignore_eos=True)
     natural = GenerationConfig(max_new_tokens=max_new_tokens)
-    eos = engine.eos_ids
     runs = []
-    engine.generate(engine.tokenizer.decode(prompt_ids[0]), replace(fixed, max_new_tokens=4))  # warm-up
-    for ids in prompt_ids:
-        text = engine.tokenizer.decode(ids)
-        engine.prefix_cache.clear()
-        engine.eos_ids = frozenset()
-        try:
-            r = engine.generate(text, fixed)
-        finally:
-            engine.eos_ids = eos
-        engine.prefix_cache.clear()
+    engine.generate(prompts[0], replace(fixed, max_new_tokens=4))  # warm-up
+    for text in prompts:
+        engine.clear_caches()
+        r = engine.generate(text, fixed)
+        engine.clear_caches()
         t0 = time.perf_counter()
         engine.generate(text, natural)
         body = time.perf_counter() - t0
@@ -186,12 +182,13 @@ def run_bench(
     ``out`` (stdout by default) and returns ``{"engine": {...}, "genai": {...}, ...}``."""
     out = out or sys.stdout
     threads = threads or physical_cores()
-    if load_package(model_dir).manifest.kind != "causal-lm":
-        raise SystemExit(f"bench measures causal-lm packages; {model_dir} is not one")
     engine = load_engine(model_dir, device="cpu", threads=threads, variant=variant)
-    ids = [engine.encode(p) for p in (prompts or PROMPTS)]
-    results: dict[str, Any] = {"info": engine.info, "engine": bench_engine(engine, ids, max_new_tokens)}
+    texts = prompts or PROMPTS
+    ids = [engine.encode(p) for p in texts]
+    results: dict[str, Any] = {"info": engine.info, "engine": bench_engine(engine, texts, max_new_tokens)}
     del engine
+    if baselines and load_package(model_dir).manifest.kind != "causal-lm":
+        baselines = False  # the baselines run decoder LMs on the same token ids
     if baselines:
         pkg = load_package(model_dir)
         vname = variant or pkg.variant("cpu").name

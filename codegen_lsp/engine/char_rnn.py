@@ -3,9 +3,9 @@
 Graph contract (``models/README.md``): inputs ``input_ids`` [B, T], ``h0``/``c0`` [layers, B, hidden];
 outputs ``logits`` [B, T, vocab] and ``hn``/``cn``, the state after the last position, fed back as
 ``h0``/``c0`` with the next ids. The prompt is run once (batch 1), its state copied to every
-candidate, then all candidates step together as one batch. Sampling, the repetition guard, on_line,
-time budget and cancellation behave as in :class:`~.generate.Engine`, whose public interface this
-class keeps (it subclasses it so callers typed against ``Engine`` take either).
+candidate, then all candidates step together as one batch through the decode loop the causal LM
+uses (``decode.py``): sampling, the repetition guard, on_line, time budget and cancellation are the
+same code.
 """
 
 from __future__ import annotations
@@ -13,19 +13,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ..modelpkg import IONameMismatch, ModelPackage, NoVariant
-from .config import CancelLike, GenerationConfig
-from .generate import Engine, OnLine, session_options
+from .config import CancelLike, GenerationConfig, OnLine
+from .decode import Prefilled, TextOf, decode
+from .generate import session_options
 from .providers import ProviderChoice, physical_cores, stdout_to_stderr
-from .results import Cancelled, FinishReason, Generation, GenerationResult
-from .sampling import Sampler
-from .stops import RepetitionGuard, token_cycle
+from .results import Cancelled, GenerationResult
+
+if TYPE_CHECKING:
+    from .kinds import EngineOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +38,14 @@ cycle guard likewise needs this many times more repeats than the token guard (16
 indentation are not a loop)."""
 
 
-class CharRNNEngine(Engine):
-    """A loaded char-rnn package ready to generate. One ``generate`` runs at a time."""
+class CharRNNEngine:
+    """A loaded char-rnn package ready to generate. One ``generate`` runs at a time per thread."""
 
-    def __init__(self, package: ModelPackage, choice: ProviderChoice, threads: int | None = None,
-                 variant: str | None = None) -> None:
+    def __init__(self, package: ModelPackage, choice: ProviderChoice, options: EngineOptions) -> None:
+        variant = options.variant
         self.package = package
         self.manifest = m = package.manifest
-        self.threads = threads or physical_cores()
+        self.threads = options.threads or physical_cores()
         self.choice = choice
         v = package.variant(choice.provider) if variant is None else next(
             (x for x in m.variants if x.name == variant), None)
@@ -94,7 +96,34 @@ class CharRNNEngine(Engine):
     def _text(self, ids: list[int]) -> str:
         return "".join(self.symbols[i] for i in ids if i not in self._silent)
 
+    # -- text ----------------------------------------------------------------------------------
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = self.tokenizer.encode(text, add_special_tokens=False).ids
+        return ids
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.encode(text))
+
+    def prompt_budget(self, time_budget_s: float | None, share: float = 0.4) -> int | None:
+        return None  # reading a prompt is one cheap LSTM pass; the context length bounds it
+
+    def clear_caches(self) -> None:
+        pass  # no prompt cache
+
     # -- generation ----------------------------------------------------------------------------
+    def generate(
+        self,
+        prompt: str,
+        config: GenerationConfig | None = None,
+        on_line: OnLine | None = None,
+        cancel: CancelLike | None = None,
+    ) -> GenerationResult:
+        """Continue ``prompt`` (see :class:`~.kinds.BodyModel`); lengths count characters,
+        ``CHARS_PER_TOKEN`` per requested token."""
+        config = config or GenerationConfig()
+        with self._lock:
+            return self._generate(prompt, config, on_line, cancel)
+
     def _generate(
         self, prompt: str, config: GenerationConfig, on_line: OnLine | None, cancel: CancelLike | None
     ) -> GenerationResult:
@@ -109,73 +138,16 @@ class CharRNNEngine(Engine):
         n = config.num_candidates if config.temperature > 0 else 1  # greedy candidates would be identical
         zeros = np.zeros((m.num_layers, 1, m.hidden_size), np.float32)
         logits, state = self._run(np.asarray([ids], np.int64), [zeros] * len(self.state_in))
-        state = [np.repeat(s, n, axis=1) for s in state]
+        states = [[np.repeat(s, n, axis=1) for s in state]]
         logits = np.repeat(logits, n, axis=0)
-        t_prefill = time.perf_counter()
-
-        sampler = Sampler(config, n)
-        guard = RepetitionGuard(config)
-        cycle_repeats = config.max_token_cycle_repeats * CHARS_PER_TOKEN
-        newline = self.symbols.index("\n") if "\n" in self.symbols else -1
-        out: list[list[int]] = [[] for _ in range(n)]
-        logps: list[list[float]] = [[] for _ in range(n)]
-        finish: list[FinishReason | None] = [None] * n
-        texts: list[str | None] = [None] * n
-        ended = [0.0] * n
-        ttft = 0.0
-        decode_tokens = 0
         deadline = t0 + config.time_budget_s if config.time_budget_s is not None else None
+        newline = self.symbols.index("\n") if "\n" in self.symbols else -1
 
-        def end(i: int, reason: FinishReason, text: str | None = None) -> None:
-            finish[i], texts[i], ended[i] = reason, text, time.perf_counter() - t0
-
-        def result() -> GenerationResult:
-            now = time.perf_counter()
-            gens = [Generation(t if (t := texts[i]) is not None else self._text(out[i]), list(out[i]),
-                               float(np.mean(logps[i])) if logps[i] else 0.0, finish[i] or "cancelled",
-                               {"finished_s": ended[i] or now - t0}) for i in range(n)]
-            return GenerationResult(generations=gens, prompt_tokens=len(ids), prefix_cache_hit_tokens=0,
-                                    time_to_first_token_s=ttft, prefill_s=t_prefill - t0, decode_s=now - t_prefill,
-                                    decode_tokens=decode_tokens, prefilled_tokens=len(ids), trimmed_tokens=trimmed)
-
-        while True:
-            tokens, lp = sampler.sample(logits, out)
-            ttft = ttft or time.perf_counter() - t0
-            for i in range(n):
-                if finish[i] is not None:
-                    continue
-                tok = int(tokens[i])
-                if tok in self.eos_ids:
-                    end(i, "eos")
-                    continue
-                out[i].append(tok)
-                logps[i].append(float(lp[i]))
-                sampler.observe(i, out[i])
-                if token_cycle(out[i], cycle_repeats):
-                    end(i, "repetition")
-                elif tok == newline:
-                    text = self._text(out[i])
-                    cut = guard.cut_after_line(text)
-                    if cut is not None:
-                        end(i, "repetition", text[:cut])
-                    elif on_line is not None and not on_line(i, text):
-                        end(i, "stop", text)
-                if finish[i] is None and len(out[i]) >= max_new:
-                    end(i, "length")
-            active = sum(f is None for f in finish)
-            if active == 0:
-                break
-            if deadline is not None and time.perf_counter() >= deadline:
-                for i in range(n):
-                    if finish[i] is None:
-                        end(i, "time")
-                break
-            if cancel is not None and cancel.is_set():
-                for i in range(n):
-                    if finish[i] is None:
-                        end(i, "cancelled")
-                raise Cancelled(result())
+        def step(tokens: np.ndarray) -> np.ndarray:
             # Finished rows keep stepping (the batch stays rectangular); an LSTM step is cheap.
-            logits, state = self._run(tokens.reshape(n, 1), state)
-            decode_tokens += active
-        return result()
+            out, states[0] = self._run(tokens, states[0])
+            return out
+
+        return decode(step, logits, config, TextOf(lambda c, final: self._text(c), lambda tok: tok == newline),
+                      self.eos_ids, max_new, Prefilled(len(ids), 0, trimmed, t0, time.perf_counter()), deadline,
+                      on_line, cancel, cycle_repeats=config.max_token_cycle_repeats * CHARS_PER_TOKEN)

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
+
+OnLine = Callable[[int, str], bool]
+"""``on_line(candidate_index, text_so_far)``: called when a candidate's new token contains a newline,
+with the whole continuation so far; False ends that candidate (``stop``), its text kept as passed."""
 
 
 @dataclass
@@ -36,6 +41,8 @@ class GenerationConfig:
     (0 = off). Greedy decoding of small models loops like this on a fifth of docstring prompts."""
     repeat_block_lines: int = 4
     """Longest line block the line-repeat guard looks for."""
+    ignore_eos: bool = False
+    """Decode exactly ``max_new_tokens`` (benchmarks measure fixed lengths)."""
     max_token_cycle_repeats: int = 8
     """A cycle of 1..8 tokens repeated this many times in a row (e.g. ``)))))`` or ``a, a, a, ...``)
     ends the candidate with ``repetition`` (0 = off)."""

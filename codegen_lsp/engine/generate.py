@@ -1,5 +1,6 @@
-"""The engine: load a model package, then prefill + cached decode of N candidates with sampling,
-stop rules, cancellation and a prefix cache. The server runs ``generate`` in a worker thread."""
+"""The ``causal-lm`` engine: prefill + KV-cached decode of N candidates with a prefix cache (the
+decode loop itself is shared with the other autoregressive kinds: ``decode.py``). The server runs
+``generate`` in a worker thread."""
 
 from __future__ import annotations
 
@@ -10,27 +11,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, NoVariant, check_io_names, load_package
-from .config import CancelLike, GenerationConfig, run_waiting
-from .prefix_cache import DEFAULT_MAX_BYTES, PrefixCache
-from .providers import ProviderChoice, choose_provider, physical_cores, stdout_to_stderr
-from .results import Cancelled, FinishReason, Generation, GenerationResult
-from .sampling import Sampler
+from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, NoVariant, check_io_names
+from .config import CancelLike, GenerationConfig, OnLine, run_waiting
+from .decode import Prefilled, TextOf, decode
+from .prefix_cache import PrefixCache
+from .providers import ProviderChoice, physical_cores, stdout_to_stderr
+from .results import Cancelled, Generation, GenerationResult
 from .session import DecoderSession
-from .stops import Detokenizer, RepetitionGuard
+from .stops import Detokenizer
+
+if TYPE_CHECKING:
+    from .kinds import EngineOptions
 
 log = logging.getLogger(__name__)
-
-OnLine = Callable[[int, str], bool]
-"""``on_line(candidate_index, text_so_far)``: called when a candidate's new token contains a newline,
-with the whole continuation so far; False ends that candidate (``stop``), its text kept as passed."""
 
 
 def session_options(threads: int) -> ort.SessionOptions:
@@ -44,15 +43,6 @@ def session_options(threads: int) -> ort.SessionOptions:
     # off peaks 6 MiB lower, speed the same within noise. CODEGEN_LSP_ORT_ARENA=1 turns it back on.
     opts.enable_cpu_mem_arena = os.environ.get("CODEGEN_LSP_ORT_ARENA", "0") == "1"
     return opts
-
-
-@dataclass
-class _Candidate:
-    ids: list[int] = field(default_factory=list)
-    logps: list[float] = field(default_factory=list)
-    finish: FinishReason | None = None
-    text: str | None = None
-    finished_s: float = 0.0
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -102,26 +92,18 @@ class Engine:
             return None
         return max(128, int(self.prefill_tok_s * time_budget_s * share))
 
-    def __init__(
-        self,
-        package: ModelPackage,
-        choice: ProviderChoice,
-        threads: int | None = None,
-        prefix_cache_entries: int = 4,
-        variant: str | None = None,
-        prefix_cache_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> None:
+    def __init__(self, package: ModelPackage, choice: ProviderChoice, options: EngineOptions) -> None:
         self.package = package
-        self._variant_name = variant
+        self._variant_name = options.variant
         self.manifest: Manifest = package.manifest
-        self.threads = threads or physical_cores()
+        self.threads = options.threads or physical_cores()
         self.session, choice = self._open_session(choice)
         self.choice = choice
         m = self.manifest
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         self._check_prompt_markers()
         self.eos_ids = frozenset(m.special_tokens.eos)
-        self.prefix_cache = PrefixCache(prefix_cache_entries, max_bytes=prefix_cache_bytes)
+        self.prefix_cache = PrefixCache(options.prefix_cache_entries, max_bytes=options.prefix_cache_bytes)
         self._lock = threading.RLock()
         self.info: dict[str, Any] = {
             "model": m.name,
@@ -176,6 +158,9 @@ class Engine:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
 
+    def clear_caches(self) -> None:
+        self.prefix_cache.clear()
+
     # -- generation ----------------------------------------------------------------------------
     def generate(
         self,
@@ -212,20 +197,20 @@ class Engine:
         # Prefill in chunks so that a cancel (or the time budget) is honoured within one chunk.
         logits = None
         waited = 0.0  # seconds spent running other requests between chunks
-        for at in range(start, len(ids), PREFILL_CHUNK):
-            paused = run_waiting(cancel) if at > start else 0.0
+        for pos in range(start, len(ids), PREFILL_CHUNK):
+            paused = run_waiting(cancel) if pos > start else 0.0
             waited += paused
             if deadline is not None:
                 deadline += paused
-            if at > start and cancel is not None and cancel.is_set():
+            if pos > start and cancel is not None and cancel.is_set():
                 raise Cancelled(None)
-            if at > start and deadline is not None and time.perf_counter() >= deadline:
+            if pos > start and deadline is not None and time.perf_counter() >= deadline:
                 spent = time.perf_counter() - t0  # the budget ran out before the first token
                 return GenerationResult(
                     generations=[Generation("", [], 0.0, "time", {"finished_s": spent})], prompt_tokens=len(ids),
                     prefix_cache_hit_tokens=start, time_to_first_token_s=0.0, prefill_s=spent, decode_s=0.0,
-                    decode_tokens=0, prefilled_tokens=at - start, trimmed_tokens=trimmed)
-            logits = self.session.step(state, np.asarray([ids[at:at + PREFILL_CHUNK]], dtype=np.int64))
+                    decode_tokens=0, prefilled_tokens=pos - start, trimmed_tokens=trimmed)
+            logits = self.session.step(state, np.asarray([ids[pos:pos + PREFILL_CHUNK]], dtype=np.int64))
         assert logits is not None
         self._observe_prefill(len(ids) - start, time.perf_counter() - t0 - waited)
         # Greedy decoding makes every candidate the same: decode it once.
@@ -233,126 +218,13 @@ class Engine:
         if n > 1:
             state = self.session.replicate(state, n)
             logits = np.repeat(logits, n, axis=0)
-        t_prefill = time.perf_counter()
-
-        sampler = Sampler(config, n)
-        guard = RepetitionGuard(config)
         detok = Detokenizer(self.tokenizer, ids)
-        cands = [_Candidate() for _ in range(n)]
-        histories = [c.ids for c in cands]
-        ttft = 0.0
-        decode_tokens = 0
+        at = Prefilled(len(ids), start, trimmed, t0, time.perf_counter())
 
-        def finish(c: _Candidate, reason: FinishReason, text: str | None = None) -> None:
-            c.finish, c.text, c.finished_s = reason, text, time.perf_counter() - t0
+        def store_prefix() -> None:  # before anything can cancel
+            self.prefix_cache.store(ids, self.session.to_host(state, len(ids)))
 
-        while True:
-            tokens, logps = sampler.sample(logits, histories)
-            if ttft == 0.0:
-                ttft = time.perf_counter() - t0
-                # After the first token (it is what the user waits for), before anything can cancel.
-                self.prefix_cache.store(ids, self.session.to_host(state, len(ids)))
-            for i, c in enumerate(cands):
-                if c.finish is not None:
-                    continue
-                tok = int(tokens[i])
-                if tok in self.eos_ids:
-                    finish(c, "eos")
-                    continue
-                c.ids.append(tok)
-                c.logps.append(float(logps[i]))
-                sampler.observe(i, c.ids)
-                if guard.cycling(c.ids):
-                    finish(c, "repetition")
-                elif detok.has_newline(tok):
-                    text = detok.text(c.ids)
-                    cut = guard.cut_after_line(text)
-                    if cut is not None:
-                        finish(c, "repetition", text[:cut])
-                    elif on_line is not None and not on_line(i, text):
-                        finish(c, "stop", text)
-                if c.finish is None and len(c.ids) >= max_new:
-                    finish(c, "length")
-            active = sum(c.finish is None for c in cands)
-            if active == 0:
-                break
-            paused = run_waiting(cancel)  # interactive requests first; their time is not ours
-            if deadline is not None:
-                deadline += paused
-            if deadline is not None and time.perf_counter() >= deadline:
-                for c in cands:
-                    if c.finish is None:
-                        finish(c, "time")
-                break
-            if cancel is not None and cancel.is_set():
-                for c in cands:
-                    if c.finish is None:
-                        finish(c, "cancelled")
-                raise Cancelled(self._result(cands, detok, ids, hit, start, trimmed, t0, t_prefill, ttft, decode_tokens))
-            logits = self.session.step(state, tokens.reshape(n, 1))
-            decode_tokens += active
-        return self._result(cands, detok, ids, hit, start, trimmed, t0, t_prefill, ttft, decode_tokens)
-
-    def _result(
-        self,
-        cands: list[_Candidate],
-        detok: Detokenizer,
-        ids: list[int],
-        hit: object,
-        start: int,
-        trimmed: int,
-        t0: float,
-        t_prefill: float,
-        ttft: float,
-        decode_tokens: int,
-    ) -> GenerationResult:
-        now = time.perf_counter()
-        gens = []
-        for c in cands:
-            text = c.text if c.text is not None else detok.text(c.ids, final=True)
-            score = float(np.mean(c.logps)) if c.logps else 0.0
-            gens.append(
-                Generation(text, list(c.ids), score, c.finish or "cancelled", {"finished_s": c.finished_s or now - t0})
-            )
-        return GenerationResult(
-            generations=gens,
-            prompt_tokens=len(ids),
-            prefix_cache_hit_tokens=start,
-            time_to_first_token_s=ttft,
-            prefill_s=t_prefill - t0,
-            decode_s=now - t_prefill,
-            decode_tokens=decode_tokens,
-            prefilled_tokens=len(ids) - start,
-            trimmed_tokens=trimmed,
-        )
-
-
-def load_engine(
-    model_dir: str | os.PathLike[str],
-    device: str = "auto",
-    threads: int | None = None,
-    prefix_cache_entries: int = 4,
-    variant: str | None = None,
-    prefix_cache_bytes: int = DEFAULT_MAX_BYTES,
-) -> Engine:
-    """Load the package at ``model_dir`` on ``auto | cpu | cuda`` (see :func:`choose_provider`).
-
-    ``threads``: intra-op threads (default: physical cores). ``variant``: a variant name to use
-    instead of the provider's default (the first listed for it); its provider must match."""
-    package = load_package(model_dir)
-    if package.manifest.kind not in ("causal-lm", "char-rnn"):  # before any provider probe or session
-        raise ManifestInvalid(package.root, f"kind '{package.manifest.kind}' has no engine in this runtime "
-                              "(have: causal-lm, char-rnn)")
-    has_cuda = package.manifest.variant_for("cuda") is not None
-    choice = choose_provider(device, has_cuda_variant=has_cuda)
-    if variant is not None:
-        named = [v for v in package.manifest.variants if v.name == variant]
-        if named and named[0].provider != choice.provider:
-            choice = ProviderChoice(named[0].provider, f"variant '{variant}' requested; {choice.reason}")
-    kind = package.manifest.kind
-    if kind == "char-rnn":
-        from .char_rnn import CharRNNEngine
-
-        return CharRNNEngine(package, choice, threads=threads, variant=variant)
-    return Engine(package, choice, threads=threads, prefix_cache_entries=prefix_cache_entries, variant=variant,
-                  prefix_cache_bytes=prefix_cache_bytes)
+        return decode(
+            lambda tokens: self.session.step(state, tokens), logits, config,
+            TextOf(lambda c, final: detok.text(c, final=final), detok.has_newline), self.eos_ids, max_new, at,
+            deadline, on_line, cancel, on_first_token=store_prefix)

@@ -8,6 +8,7 @@ from .errors import (
     ModelPackageError,
     NoVariant,
     PackageNotFound,
+    UnknownKind,
     UnsupportedVersion,
 )
 from .locate import default_model_dir, resolve_model_dir
@@ -29,6 +30,6 @@ __all__ = [
     "FORMAT_VERSION", "MANIFEST_FILE", "CorruptFile", "FileEntry", "IONameMismatch", "IONames",
     "Manifest", "ManifestInvalid", "MissingFile", "ModelPackage", "ModelPackageError", "NoVariant",
     "PackageNotFound", "PromptConvention", "Provenance", "Quantization", "SpecialTokens",
-    "UnsupportedVersion", "Variant", "check_io_names", "default_model_dir", "file_entries",
+    "UnknownKind", "UnsupportedVersion", "Variant", "check_io_names", "default_model_dir", "file_entries",
     "load_package", "resolve_model_dir", "sha256_file", "write_manifest",
 ]

@@ -38,3 +38,7 @@ class IONameMismatch(ModelPackageError):
 
 class NoVariant(ModelPackageError):
     """The package has no variant for the requested execution provider."""
+
+
+class UnknownKind(ModelPackageError):
+    """The manifest's ``kind`` names a model kind this runtime has no engine for."""

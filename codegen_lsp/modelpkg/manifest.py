@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 FORMAT_NAME = "codegen-lsp-model"
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 2
+"""2: a variant may hold several named graphs (``Variant.graphs``); kind is open-ended (an engine
+registry decides). Version 1 manifests read unchanged."""
+SUPPORTED_VERSIONS = (1, 2)
 MANIFEST_FILE = "manifest.json"
 
-ModelKind = Literal["causal-lm", "char-rnn", "diffusion"]
+ModelKind = str
+"""``causal-lm``, ``char-rnn``, ``diffusion``, ...: any name; the runtime's engine registry
+(``codegen_lsp/engine/kinds.py``) refuses one it has no engine for."""
 Provider = Literal["cpu", "cuda"]
 
 
@@ -92,8 +96,11 @@ class Variant:
     """Short id, also the subdirectory holding the graph: ``cpu-int8``, ``cuda-fp16``, ``fp32``."""
     provider: Provider
     """Execution provider the variant is built and tuned for."""
-    graph: str
-    """ONNX file, relative to the package directory."""
+    graph: str = ""
+    """ONNX file, relative to the package directory (kinds with one graph)."""
+    graphs: dict[str, str] = field(default_factory=dict)
+    """Named ONNX files (format 2; kinds with several graphs, e.g. diffusion's ``encoder``,
+    ``denoiser``, ``decoder``), relative to the package directory."""
     external_data: list[str] = field(default_factory=list)
     """Weight files the graph references (ONNX external data), relative to the package directory."""
     dtype: Literal["fp32", "fp16"] = "fp32"
@@ -105,6 +112,10 @@ class Variant:
     validation: dict[str, Any] = field(default_factory=dict)
     """Results of export-time validation against PyTorch (tolerances, max errors, greedy parity);
     ``{"status": "skipped", "reason": ...}`` where the provider was not available at export time."""
+
+    def graph_files(self) -> dict[str, str]:
+        """Every graph of the variant by name (the single ``graph`` is named ``model``)."""
+        return {**({"model": self.graph} if self.graph else {}), **self.graphs}
 
 
 @dataclass

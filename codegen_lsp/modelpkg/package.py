@@ -105,7 +105,8 @@ def load_package(root: str | os.PathLike[str], verify_hashes: bool = False) -> M
     if problem:
         raise ManifestInvalid(root, problem)
     listed = {f.path for f in manifest.files}
-    needed = [manifest.tokenizer] + [p for v in manifest.variants for p in [v.graph, *v.external_data]]
+    needed = [manifest.tokenizer] + [p for v in manifest.variants
+                                     for p in [*v.graph_files().values(), *v.external_data]]
     unlisted = [p for p in needed if p not in listed]
     if unlisted:
         raise ManifestInvalid(root, f"files used but not listed in 'files': {unlisted}")
@@ -126,6 +127,13 @@ def _inconsistent(m: Manifest) -> str | None:
         return f"vocab_size {m.vocab_size}, context_length {m.context_length}, num_layers {m.num_layers}: not a model"
     if not m.variants:
         return "no variants"
+    for i, v in enumerate(m.variants):
+        if not v.graph_files():
+            return f"variants[{i}] ('{v.name}') names no graph"
+        if any(not isinstance(p, str) or not p for p in v.graphs.values()):
+            return f"variants[{i}].graphs: every entry must be a file path"
+        if v.graphs and m.format_version < 2:
+            return f"variants[{i}].graphs needs format_version 2"
     return None
 
 

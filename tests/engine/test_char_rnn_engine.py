@@ -145,3 +145,18 @@ def test_state_names_are_checked(char_pkg: Path, tmp_path: Path) -> None:
     (broken / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(IONameMismatch, match="h_in"):
         load_engine(broken, device="cpu", threads=1)
+
+
+def test_bench_measures_a_char_rnn_package(char_pkg: Path) -> None:
+    """`codegen-lsp bench` goes through the engine interface only, so every kind is measurable."""
+    import io
+
+    from codegen_lsp.engine.bench import run_bench
+
+    report = io.StringIO()
+    res = run_bench(char_pkg, threads=1, max_new_tokens=4, prompts=[PROMPT], baselines=True, out=report)
+    run = res["engine"]["runs"][0]
+    assert run["decode_tok_s"] > 0 and run["prompt_tokens"] == len(PROMPT)
+    assert set(res) == {"info", "engine"}  # the decoder-LM baselines do not apply to this kind
+    assert "tiny-char-rnn" in report.getvalue()
+

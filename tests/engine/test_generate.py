@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from codegen_lsp.engine import Cancelled, Engine, GenerationConfig, load_engine
+from codegen_lsp.engine import Cancelled, Engine, EngineOptions, GenerationConfig, load_engine
 from codegen_lsp.engine.providers import ProviderChoice
 from codegen_lsp.modelpkg import load_package
 
@@ -69,13 +69,13 @@ def test_max_tokens_stops_with_length(engine: Engine) -> None:
 
 def test_eos_stops_and_is_excluded(tiny_pkg: Path) -> None:
     pkg = load_package(tiny_pkg)
-    base = Engine(pkg, ProviderChoice("cpu", "test"), variant=FUSED)
+    base = Engine(pkg, ProviderChoice("cpu", "test"), EngineOptions(variant=FUSED))
     two = replace(SAMPLED, num_candidates=2)  # candidate 0 is greedy; candidate 1 is sampled
     ids = base.generate("class Stack:", two).generations[1].token_ids
     k = next(i for i in range(2, len(ids)) if ids[i] not in ids[:i])
     tokens = replace(pkg.manifest.special_tokens, eos=[ids[k]])
     custom = replace(pkg, manifest=replace(pkg.manifest, special_tokens=tokens))
-    g = Engine(custom, ProviderChoice("cpu", "test"), variant=FUSED).generate("class Stack:", two).generations[1]
+    g = Engine(custom, ProviderChoice("cpu", "test"), EngineOptions(variant=FUSED)).generate("class Stack:", two).generations[1]
     assert g.finish_reason == "eos" and g.token_ids == ids[:k]
 
 
