@@ -13,20 +13,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from codegen_lsp.engine.session import KVDims
 from codegen_lsp.modelpkg import ModelPackageError, Variant, default_model_dir
 from codegen_lsp.modelpkg.catalog import DEFAULT_NAME
 
 from .catalog import install, log
 from .errors import ExportError
-from .fused import FusedBuild, GQAStepper, time_genai, time_stepper
+from .fused import FusedBuild, fused_io_names, time_genai, time_stepper
+from .validate import RuntimeStepper
 
 
-def benchmark(variant_dir: Path, tokenizer: Any, dims: tuple[int, int, int]) -> dict[str, Any]:
+def benchmark(variant_dir: Path, tokenizer: Any, dims: KVDims) -> dict[str, Any]:
     """First-token latency and decode speed on a 125-token prompt, 128 new tokens, 2 threads:
-    ``GQAStepper`` (plain onnxruntime) against onnxruntime-genai's Generator on the same graph."""
+    the runtime's ``DecoderSession`` against onnxruntime-genai's Generator on the same graph."""
     source = Path(__file__).read_text(encoding="utf-8") * 4
     prompt = tokenizer.encode(source, add_special_tokens=False).ids[:125]
-    ours = time_stepper(GQAStepper(variant_dir / "model.onnx", *dims, max_len=512, threads=2), prompt)
+    stepper = RuntimeStepper(variant_dir / "model.onnx", dims, fused_io_names(), "cpu", threads=2, max_len=512)
+    ours = time_stepper(stepper, prompt)
     genai = time_genai(variant_dir, prompt)
     out: dict[str, Any] = {"prompt_tokens": 125, "new_tokens": 128, "threads": 2}
     for label, t in (("stepper", ours), ("genai", genai)):
@@ -49,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the CPU variant (ours vs onnxruntime-genai) and record it")
     args = parser.parse_args(argv)
 
-    def speed(variant: Variant, build: FusedBuild, tokenizer: Any, dims: tuple[int, int, int]) -> None:
+    def speed(variant: Variant, build: FusedBuild, tokenizer: Any, dims: KVDims) -> None:
         if args.bench and variant.provider == "cpu":
             variant.validation["speed"] = benchmark(build.directory, tokenizer, dims)
 

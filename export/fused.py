@@ -2,8 +2,10 @@
 
 The builder emits one packed QKV MatMulNBits per layer, GroupQueryAttention with rotary embedding
 inside (so the graph has no ``position_ids``) and a KV cache that may share one buffer between past
-and present. ``keep_last_logits`` cuts the lm_head down to the last position, and ``GQAStepper``
-shows how plain onnxruntime drives such a graph (the engine's production loop follows it).
+and present. ``keep_last_logits`` cuts the lm_head down to the last position. The runtime's
+``DecoderSession`` drives such a graph (one shared buffer per cache tensor, bound as both past and
+present; the attention mask spans the valid prefix, from which the graph derives GQA's ``seqlens_k``
+and RoPE positions), and validation goes through it (``export.validate.RuntimeStepper``).
 """
 
 from __future__ import annotations
@@ -17,14 +19,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from codegen_lsp.engine.session import KVDims
 from codegen_lsp.modelpkg import IONames, Quantization, Variant
 
-from .errors import ExportError
+from .errors import ExportError, ProviderUnavailable
 from .specs import Tolerance
+
+if TYPE_CHECKING:
+    from .validate import Stepper
 
 Precision = Literal["int4", "int8", "fp16", "fp32"]
 GENAI_CONFIG = "genai_config.json"
@@ -202,121 +208,35 @@ def validate_fused(
     build: FusedBuild,
     torch_model: Any,
     prompts: Sequence[Sequence[int]],
-    shape: tuple[int, int, int],
+    dims: KVDims,
     steps: int = 32,
 ) -> dict[str, Any]:
-    """Check a fused graph against PyTorch (``export.validate.validate_causal_lm``) through
-    ``GQAStepper`` on the variant's provider. Where that provider is missing (CUDA here), the graph
-    is validated on the CPU provider if ORT's CPU kernels run it, and the record says so; if they
-    cannot, it returns ``{"status": "skipped", "reason": ...}``. ``shape`` is (layers, kv heads,
-    head size). Raises a ``ValidationError`` subclass when the graph disagrees with PyTorch."""
-    import onnxruntime as ort
+    """Check a fused graph against PyTorch (``export.validate.validate_causal_lm``) through the
+    runtime's session code on the variant's provider. Where that provider is missing (CUDA here), the
+    graph is validated on the CPU provider if ORT's CPU kernels run it, and the record says so; if they
+    cannot, it returns ``{"status": "skipped", "reason": ...}``. Raises a ``ValidationError`` subclass
+    when the graph disagrees with PyTorch."""
+    from .validate import RuntimeStepper, validate_causal_lm
 
-    from codegen_lsp.engine.providers import probe_cuda
-
-    from .validate import validate_causal_lm
-
-    wanted = _ORT_PROVIDER[build.provider]
     max_len = max(len(p) for p in prompts) + steps + 1
-    stepper, provider, note = None, wanted, ""
-    # Without a driver, trying the CUDA provider only makes its loader print errors.
-    why_not = probe_cuda() if build.provider == "cuda" else None
-    if why_not is not None:
-        note = f"{wanted} is not usable on the export machine: {why_not}"
-    elif wanted in ort.get_available_providers():
-        try:  # onnxruntime-gpu lists CUDA even without a device; the session then falls back
-            stepper = GQAStepper(build.graph, *shape, max_len=max_len, provider=wanted)
-        except Exception as exc:  # noqa: BLE001
-            note = f"{wanted} failed to start ({str(exc)[:200]})"
-    if stepper is None or stepper.provider != wanted:
-        note = note or f"{wanted} is not usable on the export machine"
-        provider = "CPUExecutionProvider"
+    provider, note = build.provider, ""
+    try:
+        stepper = RuntimeStepper(build.graph, dims, fused_io_names(), build.provider, max_len=max_len)
+    except ProviderUnavailable as exc:
+        if build.provider == "cpu":
+            raise
+        provider, note = "cpu", f"{exc}"
         try:
-            stepper = GQAStepper(build.graph, *shape, max_len=max_len, provider=provider)
-        except Exception as exc:  # noqa: BLE001 - e.g. no CPU kernel for an fp16 op
-            return {"status": "skipped", "reason": f"{note}; the CPU provider cannot run it either: {exc}"[:500]}
+            stepper = RuntimeStepper(build.graph, dims, fused_io_names(), "cpu", max_len=max_len)
+        except ProviderUnavailable as cpu_exc:  # e.g. no CPU kernel for an fp16 op
+            return {"status": "skipped", "reason": f"{note}; the CPU provider cannot run it either: {cpu_exc}"[:500]}
         note += "; validated with the CPU provider's kernels instead"
     result = validate_causal_lm(torch_model, stepper, prompts, steps, _TOLERANCE[build.precision])
-    result["stepper"] = "export.fused.GQAStepper (plain onnxruntime, shared KV buffer)"
-    result["provider"] = provider
+    result["stepper"] = "codegen_lsp.engine.session.DecoderSession (the runtime's, shared KV buffer)"
+    result["provider"] = _ORT_PROVIDER[provider]
     if note:
         result["note"] = note
     return result
-
-
-class GQAStepper:
-    """Drive a genai GroupQueryAttention graph with plain onnxruntime, one sequence at a time.
-
-    Each layer gets one preallocated [1, kv_heads, max_len, head_size] buffer per key and value,
-    bound as both ``past_key_values.{i}.*`` and ``present.{i}.*``: GQA writes the new positions in
-    place. The attention mask spans only the valid prefix (past + new tokens): the graph derives
-    GQA's ``seqlens_k`` (= mask sum - 1) and ``total_sequence_length`` (= mask length) from it, and
-    RoPE positions from ``seqlens_k``, which is why the graph needs no ``position_ids``.
-    """
-
-    def __init__(
-        self,
-        graph: Path,
-        num_layers: int,
-        num_kv_heads: int,
-        head_size: int,
-        max_len: int = DEFAULT_MAX_LENGTH,
-        threads: int = 2,
-        provider: str = "CPUExecutionProvider",
-        spin: bool = False,
-    ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        if not spin:  # idle workers sleep instead of busy-waiting: as fast as genai on a busy 2-core box
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(graph), opts, providers=[provider])
-        self.provider = self.session.get_providers()[0]
-        device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        self.dtype = np.float16 if "float16" in inputs["past_key_values.0.key"].type else np.float32
-        self.num_layers, self.max_len = num_layers, max_len
-        shape = (1, num_kv_heads, max_len, head_size)
-        self._cache = [
-            (ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, self.dtype), device),
-             ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, self.dtype), device))
-            for _ in range(num_layers)
-        ]
-        self.length = 0
-
-    def reset(self) -> None:
-        """Forget the sequence; the buffers are reused (stale positions are masked out)."""
-        self.length = 0
-
-    def _run(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        if self.length + len(ids) > self.max_len:
-            raise ValueError(f"sequence of {self.length + len(ids)} tokens exceeds the cache ({self.max_len})")
-        binding = self.session.io_binding()
-        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
-        total = self.length + len(ids)
-        binding.bind_cpu_input("attention_mask", np.ones((1, total), dtype=np.int64))
-        binding.bind_output("logits", "cpu")  # first, so get_outputs()[0] is the logits
-        for i, (k, v) in enumerate(self._cache):
-            binding.bind_ortvalue_input(f"past_key_values.{i}.key", k)
-            binding.bind_ortvalue_input(f"past_key_values.{i}.value", v)
-            binding.bind_ortvalue_output(f"present.{i}.key", k)
-            binding.bind_ortvalue_output(f"present.{i}.value", v)
-        self.session.run_with_iobinding(binding)
-        self.length = total
-        logits = binding.get_outputs()[0].numpy()  # [1, 1 or S, vocab]
-        return np.asarray(logits[0, -1], dtype=np.float32)
-
-    def prefill(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Start a new sequence: run the prompt, return the last position's logits [vocab]."""
-        self.reset()
-        return self._run(ids)
-
-    def step(self, token: int) -> np.ndarray:
-        """Append one token, return its logits [vocab]."""
-        return self._run([int(token)])
 
 
 @dataclass(frozen=True)
@@ -333,12 +253,12 @@ class DecodeTiming:
     tokens: tuple[int, ...]
 
 
-def time_stepper(stepper: GQAStepper, prompt: list[int], new_tokens: int = 128) -> DecodeTiming:
+def time_stepper(stepper: Stepper, prompt: list[int], new_tokens: int = 128) -> DecodeTiming:
     """Greedy-decode ``new_tokens`` (no stop token) after a warm-up run, timing prefill and steps."""
-    stepper.prefill(prompt[:8])  # warm-up: first run allocates and packs weights
+    stepper.prefill(np.asarray(prompt[:8]))  # warm-up: first run allocates and packs weights
     stepper.step(0)
     t0 = time.perf_counter()
-    token = int(np.argmax(stepper.prefill(prompt)))
+    token = int(np.argmax(stepper.prefill(np.asarray(prompt))))
     t1 = time.perf_counter()
     tokens = [token]
     for _ in range(new_tokens - 1):

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from codegen_lsp.engine.session import KVDims
 from codegen_lsp.modelpkg import (
     Manifest,
     Provenance,
@@ -61,7 +62,7 @@ def build_fused_package(
     extra: dict[str, Any] | None = None,
     allow_bos: bool = True,
     step: Step = _call,
-    on_variant: Callable[[Variant, FusedBuild, Any, tuple[int, int, int]], None] | None = None,
+    on_variant: Callable[[Variant, FusedBuild, Any, KVDims], None] | None = None,
     builder_options: dict[str, Sequence[str]] | None = None,
     context_cap: int = DEFAULT_MAX_LENGTH,
     extra_files: Callable[[], list[str]] | None = None,
@@ -92,7 +93,7 @@ def build_fused_package(
     convention = with_fim(prompt_convention(tokenizer, tokens.bos if allow_bos else None), fim)
     tokens = SpecialTokens(eos=tokens.eos, bos=tokens.bos if convention.add_bos else None, pad=tokens.pad)
     prompts = prompt_ids(tokenizer, PROMPTS, convention, tokens.bos, DEFAULT_MAX_LENGTH)
-    dims = (shape.num_layers, shape.num_kv_heads, shape.head_size)
+    dims = KVDims(shape.num_layers, shape.num_kv_heads, shape.head_size, shape.vocab_size)
     variants: list[Variant] = []
     for vname, precision, provider in plan:
         opts = tuple((builder_options or {}).get(vname, ()))

@@ -24,6 +24,7 @@ import torch
 import transformers
 from tokenizers import Tokenizer
 
+from codegen_lsp.engine.session import KVDims
 from codegen_lsp.modelpkg import (
     MANIFEST_FILE,
     Manifest,
@@ -43,7 +44,7 @@ from .errors import ExportError, ProviderUnavailable
 from .quantize import INT8, convert_fp16, quantize_int8
 from .specs import ArchSpec, ModelShape, VariantKind, spec_for_config
 from .torch_export import export_fp32, graph_io
-from .validate import PROMPTS, OrtStepper, check_graph, open_session, validate_causal_lm
+from .validate import PROMPTS, RuntimeStepper, check_graph, open_session, validate_causal_lm
 
 TOKENIZER_FILE = "tokenizer.json"
 MAX_CONTEXT = 2048
@@ -192,7 +193,10 @@ def _validate(built: BuiltVariant, graph: Path, model: Any, spec: ArchSpec, shap
         return
     tol = spec.tolerance(kind)
     check_graph(sess, model, spec, shape, tol)
-    r = validate_causal_lm(model, OrtStepper(sess, v.io, shape), prompts, options.steps, tol)
+    dims = KVDims(shape.num_layers, shape.num_kv_heads, shape.head_size, shape.vocab_size)
+    stepper = RuntimeStepper(graph, dims, v.io, "cpu" if note else v.provider, options.threads,
+                             max_len=max(map(len, prompts)) + options.steps + 1)
+    r = validate_causal_lm(model, stepper, prompts, options.steps, tol)
     r["execution_provider"] = sess.get_providers()[0]
     if note:
         r["note"] = note

@@ -41,7 +41,7 @@ def verify_adapter(adapter_dir: Path = ADAPTER_DIR) -> None:
 def merge_adapter(model: Any, adapter_dir: Path = ADAPTER_DIR) -> dict[str, Any]:
     """Verify the pinned adapter and merge it into ``model`` (fp32, deterministic); returns
     the manifest's ``extra['finetune']`` record (without the merged weights' digest)."""
-    from models.finetune.lora import AdapterBaseMismatch, merge_saved_adapter
+    from .lora import AdapterBaseMismatch, merge_saved_adapter
 
     verify_adapter(adapter_dir)
     try:
@@ -78,9 +78,8 @@ def weights_sha256(checkpoint: Path) -> str:
 
 def merge_into(model: Any, ckpt: Path, work: Path, timings: dict[str, float]) -> tuple[Path, dict[str, Any]]:
     """Merge the adapter into ``model`` and save the merged checkpoint; (checkpoint, finetune record)."""
-    from models.finetune.package import save_merged
-
     from .catalog import _timed
+    from .lora import save_merged
 
     finetune = _timed("verify + merge LoRA adapter", timings, merge_adapter, model)
     merged = _timed("save merged checkpoint", timings, save_merged, model, ckpt, work / "merged")

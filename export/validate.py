@@ -1,9 +1,10 @@
 """Validate an exported causal LM against PyTorch: I/O names, shapes, logits and greedy parity.
 
-The greedy/logits check works on any graph through the small ``Stepper`` protocol (prefill a prompt,
-then feed one token at a time), so the fused GroupQueryAttention graph, with its shared KV buffer,
-is held to the same checks as the standard past/present graph (``OrtStepper``). ``check_graph``
-adds the structural checks specific to the standard graph (names, shapes, batch > 1, non-empty past).
+The greedy/logits check drives every graph through ``RuntimeStepper``: the runtime's own
+``DecoderSession`` (the code that serves the package: I/O binding, the shared KV buffer of fused
+GroupQueryAttention graphs, the growing past/present of standard ones, dtypes), so a validated
+package has exercised the path it is served by. ``check_graph`` adds the structural checks specific to
+the standard graph (names, shapes, batch > 1, non-empty past) with one plain ONNX Runtime call.
 
 Decode steps are teacher-forced: both sides are fed PyTorch's greedy token, so every step's logits
 are compared on the same history, and a step "agrees" when ONNX Runtime's argmax is PyTorch's. With
@@ -21,7 +22,9 @@ import onnxruntime as ort
 import torch
 from transformers import DynamicCache
 
-from codegen_lsp.modelpkg import IONames
+from codegen_lsp.engine.generate import session_options
+from codegen_lsp.engine.session import DecoderSession, KVDims, KVState
+from codegen_lsp.modelpkg import IONames, ManifestInvalid
 
 from .errors import (
     GreedyMismatch,
@@ -102,43 +105,44 @@ def open_session(path: Path, provider: str, threads: int = 0) -> ort.InferenceSe
     return sess
 
 
-class OrtStepper:
-    """Decodes through the standard past/present graph: empty past for prefill, presents fed back."""
+class RuntimeStepper:
+    """One sequence at a time through the runtime's ``DecoderSession``, batch 1.
 
-    def __init__(self, session: ort.InferenceSession, io: IONames, shape: ModelShape) -> None:
-        self.session = session
-        self.io = io
-        self.shape = shape
-        types = {i.name: i.type for i in session.get_inputs()}
-        self.kv_dtype = _NP_DTYPES[types[io.past_key.format(i=0)]]
-        self.past: list[np.ndarray] = []
-        self.length = 0
+    ``max_len`` bounds prompt + steps (the shared-buffer style preallocates that many positions)."""
 
-    def _run(self, ids: np.ndarray) -> np.ndarray:
-        seq = ids.shape[1]
-        io = self.io
-        feeds: dict[str, np.ndarray] = {
-            io.input_ids: ids,
-            io.attention_mask: np.ones((1, self.length + seq), dtype=np.int64),
-        }
-        if io.position_ids:
-            feeds[io.position_ids] = np.arange(self.length, self.length + seq, dtype=np.int64)[None]
-        for i in range(self.shape.num_layers):
-            feeds[io.past_key.format(i=i)] = self.past[2 * i]
-            feeds[io.past_value.format(i=i)] = self.past[2 * i + 1]
-        logits, *present = self.session.run(None, feeds)
-        self.past = present
-        self.length += seq
-        return np.asarray(logits[0, -1], dtype=np.float32)
+    def __init__(self, graph: Path, dims: KVDims, io: IONames, provider: str = "cpu", threads: int = 0,
+                 max_len: int = 2048) -> None:
+        from codegen_lsp.engine.providers import probe_cuda
 
-    def prefill(self, ids: np.ndarray) -> np.ndarray:
-        empty = np.zeros((1, self.shape.num_kv_heads, 0, self.shape.head_size), dtype=self.kv_dtype)
-        self.past = [empty] * (2 * self.shape.num_layers)
-        self.length = 0
-        return self._run(np.asarray(ids, dtype=np.int64)[None])
+        name = _ORT_PROVIDERS[provider]
+        if name not in ort.get_available_providers():
+            raise ProviderUnavailable(f"{name} is not in this onnxruntime build")
+        why_not = probe_cuda() if provider == "cuda" else None
+        if why_not is not None:  # checked first: a session attempt would only make the loader print errors
+            raise ProviderUnavailable(f"{name}: {why_not}")
+        try:
+            self.session = DecoderSession(graph, dims, io, [name], session_options(threads))
+        except ManifestInvalid as exc:  # the graph's logits disagree with the model's vocabulary
+            raise OutputShapeMismatch(exc.detail) from exc
+        except Exception as exc:  # CUDA libraries missing or no device; no CPU kernel for an op
+            raise ProviderUnavailable(f"{name} failed to start: {str(exc)[:300]}") from exc
+        if self.session.device != provider:
+            raise ProviderUnavailable(f"{name} is built in but fell back to the CPU (no device?)")
+        self.provider = name
+        self.max_len = max_len
+        self.state: KVState | None = None
+
+    @property
+    def length(self) -> int:
+        return self.state.length if self.state is not None else 0
+
+    def prefill(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        self.state = self.session.new_state(1, self.max_len)
+        return self.session.step(self.state, np.asarray(ids, dtype=np.int64)[None])[0]
 
     def step(self, token: int) -> np.ndarray:
-        return self._run(np.array([[token]], dtype=np.int64))
+        assert self.state is not None, "prefill first"
+        return self.session.step(self.state, np.array([[int(token)]], dtype=np.int64))[0]
 
 
 def _excess(ort_out: np.ndarray, ref: np.ndarray, tol: Tolerance) -> tuple[float, float]:

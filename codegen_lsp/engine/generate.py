@@ -23,7 +23,7 @@ from .decode import Prefilled, TextOf, decode
 from .prefix_cache import PrefixCache
 from .providers import ProviderChoice, physical_cores, stdout_to_stderr
 from .results import Cancelled, Generation, GenerationResult
-from .session import DecoderSession
+from .session import DecoderSession, KVDims
 from .stops import Detokenizer
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class Engine:
             "model": m.name,
             "provider": self.session.device,
             "reason": choice.reason,
-            "variant": self.session.variant.name,
+            "variant": self.variant.name,
             "graph": self.session.style,
             "context_length": m.context_length,
             "threads": self.threads,
@@ -125,13 +125,15 @@ class Engine:
             variant = named[0]
         graph = self.package.path(variant.graph)
         with stdout_to_stderr():  # a CUDA provider that fails to load may print
-            session = DecoderSession(graph, self.manifest, variant, choice.ort_providers, session_options(self.threads))
+            session = DecoderSession(graph, KVDims.of(self.manifest), variant.io, choice.ort_providers,
+                                     session_options(self.threads))
         if choice.provider == "cuda" and session.device != "cuda":
             reason = "CUDA provider failed to initialise (see stderr); using CPU"
             log.warning(reason)
             return self._open_session(ProviderChoice("cpu", reason))
         check_io_names(self.package.root, self.manifest, variant, session.input_names, session.output_names)
         log.info("provider %s (%s), variant %s, %s graph", session.device, choice.reason, variant.name, session.style)
+        self.variant = variant
         return session, choice
 
     def _check_prompt_markers(self) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from ..modelpkg import IONames, Manifest, ManifestInvalid, Variant
+from ..modelpkg import IONames, Manifest, ManifestInvalid
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +50,34 @@ class KVState:
     """Preallocated [B, 1, V] output for single-position logits, so a step allocates nothing."""
 
 
+@dataclass(frozen=True)
+class KVDims:
+    """The shapes a decoder session needs (from a manifest, or from the exporter before one exists)."""
+
+    num_layers: int
+    num_kv_heads: int
+    head_size: int
+    vocab_size: int
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> KVDims:
+        return cls(manifest.num_layers, manifest.num_kv_heads, manifest.head_size, manifest.vocab_size)
+
+
 class DecoderSession:
-    """Runs prefill and decode steps of a decoder graph with a KV cache."""
+    """Runs prefill and decode steps of a decoder graph with a KV cache. The engine serves through
+    it and the exporter validates through it, so a validated package has exercised this code."""
 
     def __init__(
         self,
         graph: Path,
-        manifest: Manifest,
-        variant: Variant,
+        dims: KVDims,
+        io: IONames,
         providers: list[str],
         options: ort.SessionOptions,
     ) -> None:
-        self.manifest = manifest
-        self.variant = variant
-        self.io: IONames = variant.io
+        self.dims = dims
+        self.io: IONames = io
         self.session = ort.InferenceSession(str(graph), sess_options=options, providers=providers)
         self.device = "cuda" if self.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -75,15 +89,15 @@ class DecoderSession:
         past0 = self.io.past_key.format(i=0)
         self.kv_dtype = np.float16 if types.get(past0) == "tensor(float16)" else np.float32
         self.shared_buffer = self.io.past_present_share_buffer
-        n = manifest.num_layers
+        n = dims.num_layers
         self._past = [(self.io.past_key.format(i=i), self.io.past_value.format(i=i)) for i in range(n)]
         self._present = [(self.io.present_key.format(i=i), self.io.present_value.format(i=i)) for i in range(n)]
-        self._kv_shape = (manifest.num_kv_heads, manifest.head_size)
+        self._kv_shape = (dims.num_kv_heads, dims.head_size)
         out_types = {o.name: o.type for o in self.session.get_outputs()}
         self._logits_dtype = np.float16 if out_types.get(self.io.logits) == "tensor(float16)" else np.float32
         logits_shape: list[Any] = next((o.shape for o in self.session.get_outputs() if o.name == self.io.logits), [])
-        if logits_shape and isinstance(logits_shape[-1], int) and logits_shape[-1] != manifest.vocab_size:
-            raise ManifestInvalid(graph.parent, f"vocab_size is {manifest.vocab_size} but the graph's "
+        if logits_shape and isinstance(logits_shape[-1], int) and logits_shape[-1] != dims.vocab_size:
+            raise ManifestInvalid(graph.parent, f"vocab_size is {dims.vocab_size} but the graph's "
                                   f"{self.io.logits} has {logits_shape[-1]} entries")
         self.logits_last_only = self.io.logits_last_only or (len(logits_shape) == 3 and logits_shape[1] == 1)
 
@@ -105,7 +119,7 @@ class DecoderSession:
         keys: list[ort.OrtValue] = []
         values: list[ort.OrtValue] = []
         host: list[np.ndarray] = []
-        for layer in range(self.manifest.num_layers):
+        for layer in range(self.dims.num_layers):
             for j, out in enumerate((keys, values)):
                 if self.shared_buffer:
                     arr = np.zeros((batch, h, capacity, d), dtype=self.kv_dtype)
@@ -127,7 +141,7 @@ class DecoderSession:
                 state.binding.bind_ortvalue_input(pv, values[layer])
                 state.binding.bind_ortvalue_output(ok, keys[layer])
                 state.binding.bind_ortvalue_output(ov, values[layer])
-        state.logits_buf = np.empty((batch, 1, self.manifest.vocab_size), dtype=self._logits_dtype)
+        state.logits_buf = np.empty((batch, 1, self.dims.vocab_size), dtype=self._logits_dtype)
         return state
 
     def to_host(self, state: KVState, length: int | None = None) -> HostKV:

@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from tokenizers import Tokenizer
     from transformers import AutoModelForCausalLM
 
+    from export.lora import merge, save_adapter, save_merged
     from export.package_writer import prompt_convention, special_tokens
     from models.finetune.base import resolve_base
-    from models.finetune.lora import merge, save_adapter
-    from models.finetune.package import choose_path, export_fused, export_generic, save_merged
+    from models.finetune.package import choose_path, export_fused, export_generic
     from models.finetune.train import HISTORY_FILE, STATE_FILE, TrainConfig, summary, train
 
     out: Path = args.out
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 def apply_adapter(model: Any, adapter_dir: Path) -> tuple[Any, Any]:
     """Inject and load a saved adapter (not merged yet); returns a result stub carrying its
     recorded steps/tokens/validation for the package notes, and its LoRA config."""
-    from models.finetune.lora import inject, load_adapter_state, read_adapter
+    from export.lora import inject, load_adapter_state, read_adapter
     from models.finetune.train import TrainResult
 
     lora, state = read_adapter(adapter_dir)

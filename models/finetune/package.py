@@ -24,18 +24,6 @@ from codegen_lsp.modelpkg import (
 ExportPath = Literal["auto", "fused", "generic"]
 FUSED_ARCHITECTURES = {"llama", "qwen2"}
 """Model types the genai builder handles that ``export/specs.py`` also registers."""
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-
-
-def save_merged(model: torch.nn.Module, base_checkpoint: Path, out: Path) -> Path:
-    """An HF checkpoint of the merged fp32 model, with the base's tokenizer files."""
-    if out.exists():
-        shutil.rmtree(out)
-    model.to("cpu").float().save_pretrained(str(out), safe_serialization=True)  # type: ignore[operator]
-    for name in TOKENIZER_FILES:
-        if (base_checkpoint / name).is_file():
-            shutil.copyfile(base_checkpoint / name, out / name)
-    return out
 
 
 def choose_path(model_type: str, path: ExportPath) -> Literal["fused", "generic"]:

@@ -19,8 +19,8 @@ import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
+from export.lora import DEFAULT_TARGETS, LoRAConfig, adapter_state, inject, load_adapter_state
 from models.finetune.data import Example, batch_indices, collate, encode_pair, end_token, read_pairs
-from models.finetune.lora import DEFAULT_TARGETS, LoRAConfig, adapter_state, inject, load_adapter_state
 
 STATE_FILE = "train_state.pt"
 HISTORY_FILE = "history.json"

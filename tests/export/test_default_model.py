@@ -28,8 +28,8 @@ from export.catalog import (
     write_license,
 )
 from export.gguf import check_round_trip
+from export.lora import AdapterBaseMismatch, merge_saved_adapter
 from export.smollm2 import ADAPTER_DIR, ADAPTER_PINS, AdapterMismatch, verify_adapter
-from models.finetune.lora import AdapterBaseMismatch, merge_saved_adapter
 
 SMOL = RECIPES["smollm2-135m-instruct"]
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from codegen_lsp.engine.session import KVDims
 from codegen_lsp.modelpkg import (
     IONameMismatch,
     Manifest,
@@ -24,18 +25,20 @@ from codegen_lsp.modelpkg import (
 from export.errors import LogitsMismatch
 from export.fused import (
     FusedBuild,
-    GQAStepper,
     build_fused,
+    fused_io_names,
     fused_variant,
     graph_io_names,
     keep_last_logits,
     validate_fused,
 )
 from export.tiny import tiny_tokenizer
+from export.validate import RuntimeStepper
 
 pytestmark = pytest.mark.slow  # each builder run is a subprocess importing torch (~5-15 s)
 
 LAYERS, KV_HEADS, HEAD = 2, 2, 16
+VOCAB = tiny_tokenizer("llama").get_vocab_size()
 PROMPTS = ['def add(a, b):\n    """Return a + b."""', "class Stack:\n    def push(self, item):"]
 
 
@@ -95,26 +98,28 @@ def test_io_names_match_the_manifest_promise(int8: FusedBuild) -> None:
         check_io_names(int8.directory, manifest, variant, [n for n in inputs if n != "attention_mask"], outputs)
 
 
-def test_stepper_reuses_its_buffers_across_sequences(int8: FusedBuild,
-                                                     checkpoint: tuple[Path, LlamaForCausalLM, list[list[int]]]) -> None:
-    """Stale cache entries of a longer earlier sequence must not leak into the next one."""
+def test_runtime_session_gives_each_sequence_a_clean_cache(int8: FusedBuild,
+                                                           checkpoint: tuple[Path, LlamaForCausalLM, list[list[int]]]) -> None:
+    """Validation drives the fused graph through the runtime's own session code: a longer earlier
+    sequence leaves nothing behind, and a sequence longer than the shared buffer is refused."""
     _, _, prompts = checkpoint
-    fresh = GQAStepper(int8.graph, LAYERS, KV_HEADS, HEAD, max_len=64)
-    reused = GQAStepper(int8.graph, LAYERS, KV_HEADS, HEAD, max_len=64)
+    dims = KVDims(LAYERS, KV_HEADS, HEAD, VOCAB)
+    fresh = RuntimeStepper(int8.graph, dims, fused_io_names(), max_len=64)
+    reused = RuntimeStepper(int8.graph, dims, fused_io_names(), max_len=64)
     reused.prefill(prompts[1] * 2)
     for _ in range(5):
         reused.step(3)
     np.testing.assert_array_equal(fresh.prefill(prompts[0]), reused.prefill(prompts[0]))
     np.testing.assert_array_equal(fresh.step(7), reused.step(7))
     assert reused.length == len(prompts[0]) + 1
-    with pytest.raises(ValueError, match="exceeds the cache"):
+    with pytest.raises(ValueError, match="holds 64 positions"):
         fresh.prefill(list(range(65)))
 
 
 def test_int8_validates_against_pytorch(int8: FusedBuild,
                                        checkpoint: tuple[Path, LlamaForCausalLM, list[list[int]]]) -> None:
     _, model, prompts = checkpoint
-    r = validate_fused(int8, model, prompts, (LAYERS, KV_HEADS, HEAD), steps=16)
+    r = validate_fused(int8, model, prompts, KVDims(LAYERS, KV_HEADS, HEAD, VOCAB), steps=16)
     assert r["status"] == "passed" and r["provider"] == "CPUExecutionProvider"
     assert r["greedy_agreement"] >= 0.9 and r["max_abs_err_decode"] < 1.0
 
@@ -131,7 +136,7 @@ def test_validation_catches_a_broken_attention(int8: FusedBuild, tmp_path: Path,
     broken = FusedBuild(broken_dir, broken_dir / "model.onnx", [], "int8", "cpu", 4, 0.0)
     _, model, prompts = checkpoint
     with pytest.raises(LogitsMismatch):
-        validate_fused(broken, model, prompts, (LAYERS, KV_HEADS, HEAD), steps=16)
+        validate_fused(broken, model, prompts, KVDims(LAYERS, KV_HEADS, HEAD, VOCAB), steps=16)
 
 
 def test_cuda_fp16_variant_is_validated_on_cpu_kernels_when_no_gpu(
@@ -140,7 +145,7 @@ def test_cuda_fp16_variant_is_validated_on_cpu_kernels_when_no_gpu(
     ckpt, model, prompts = checkpoint
     fp16 = build_fused(ckpt, tmp_path / "cuda-fp16", "fp16", "cuda", max_length=128)
     assert fused_variant(fp16, "cuda-fp16", tmp_path).dtype == "fp16"
-    r = validate_fused(fp16, model, prompts, (LAYERS, KV_HEADS, HEAD), steps=8)
+    r = validate_fused(fp16, model, prompts, KVDims(LAYERS, KV_HEADS, HEAD, VOCAB), steps=8)
     assert r["status"] == "passed"
     if r["provider"] == "CPUExecutionProvider":  # no CUDA device: the record must say so
         assert "CPU provider" in r["note"]

@@ -12,6 +12,7 @@ import onnxruntime as ort
 import pytest
 from onnx import helper, numpy_helper
 
+from codegen_lsp.engine.session import KVDims
 from codegen_lsp.modelpkg import load_package
 from export.errors import (
     GreedyMismatch,
@@ -22,18 +23,18 @@ from export.errors import (
 )
 from export.specs import FP32, SPECS, Tolerance
 from export.tiny import build_tiny_model
-from export.validate import OrtStepper, check_graph, validate_causal_lm
+from export.validate import RuntimeStepper, check_graph, validate_causal_lm
 
 PROMPTS = [[0, 5, 17, 42, 9], [0, 100, 3, 3, 250, 7, 8]]
 
 
-def _edit(pkg: Path, tmp_path: Path, change: Callable[[onnx.ModelProto], None]) -> ort.InferenceSession:
+def _edit(pkg: Path, tmp_path: Path, change: Callable[[onnx.ModelProto], None]) -> Path:
     graph = load_package(pkg).manifest.variants[0].graph
     model = onnx.load(str(pkg / graph))
     change(model)
     path = tmp_path / "edited.onnx"
     onnx.save(model, str(path))
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return path
 
 
 def _scale_initializer(dims: list[int], factor: float) -> Callable[[onnx.ModelProto], None]:
@@ -50,10 +51,17 @@ def _scale_initializer(dims: list[int], factor: float) -> Callable[[onnx.ModelPr
     return change
 
 
-def _stepper(sess: ort.InferenceSession) -> tuple[Any, OrtStepper]:
+def _stepper(graph: Path) -> tuple[Any, RuntimeStepper]:
+    """The tiny model and a stepper over ``graph`` through the runtime's session code."""
     model, _ = build_tiny_model("llama")
     shape = SPECS["llama"].read_shape(model.config)
-    return model, OrtStepper(sess, SPECS["llama"].io_names(), shape)
+    dims = KVDims(shape.num_layers, shape.num_kv_heads, shape.head_size, shape.vocab_size)
+    return model, RuntimeStepper(graph, dims, SPECS["llama"].io_names(), max_len=64)
+
+
+def _check(graph: Path, model: Any, spec: str = "llama", tol: Tolerance = FP32) -> None:
+    sess = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    check_graph(sess, model, SPECS[spec], SPECS[spec].read_shape(model.config), tol)
 
 
 def test_unchanged_graph_passes(tiny_llama_package: Path, tmp_path: Path) -> None:
@@ -86,10 +94,10 @@ def test_renamed_output_raises_output_name_mismatch(tiny_llama_package: Path, tm
             node.output[:] = ["present.0.k" if o == "present.0.key" else o for o in node.output]
         model.graph.output[1].name = "present.0.k"
 
-    model, stepper = _stepper(_edit(tiny_llama_package, tmp_path, rename))
-    spec = SPECS["llama"]
+    graph = _edit(tiny_llama_package, tmp_path, rename)
+    model, _ = build_tiny_model("llama")
     with pytest.raises(OutputNameMismatch, match="present.0.key"):
-        check_graph(stepper.session, model, spec, stepper.shape, FP32)
+        _check(graph, model)
 
 
 def test_renamed_input_raises_input_name_mismatch(tiny_llama_package: Path, tmp_path: Path) -> None:
@@ -98,9 +106,10 @@ def test_renamed_input_raises_input_name_mismatch(tiny_llama_package: Path, tmp_
             node.input[:] = ["ids" if i == "input_ids" else i for i in node.input]
         model.graph.input[0].name = "ids"
 
-    model, stepper = _stepper(_edit(tiny_llama_package, tmp_path, rename))
+    graph = _edit(tiny_llama_package, tmp_path, rename)
+    model, _ = build_tiny_model("llama")
     with pytest.raises(InputNameMismatch, match="input_ids"):
-        check_graph(stepper.session, model, SPECS["llama"], stepper.shape, FP32)
+        _check(graph, model)
 
 
 def test_truncated_logits_raise_output_shape_mismatch(tiny_llama_package: Path, tmp_path: Path) -> None:
@@ -116,11 +125,12 @@ def test_truncated_logits_raise_output_shape_mismatch(tiny_llama_package: Path, 
             helper.make_node("Slice", ["logits_full", "cut_start", "cut_end", "cut_axis"], ["logits"])
         )
 
-    model, stepper = _stepper(_edit(tiny_llama_package, tmp_path, drop_last_vocab_entry))
+    graph = _edit(tiny_llama_package, tmp_path, drop_last_vocab_entry)
+    model, _ = build_tiny_model("llama")
     with pytest.raises(OutputShapeMismatch, match="'logits' has shape"):
-        check_graph(stepper.session, model, SPECS["llama"], stepper.shape, FP32)
-    with pytest.raises(OutputShapeMismatch, match="prefill: logits shape"):
-        validate_causal_lm(model, stepper, PROMPTS, steps=2)
+        _check(graph, model)
+    with pytest.raises(OutputShapeMismatch, match="vocab_size is 384 but the graph's logits has 383"):
+        _stepper(graph)  # the runtime's session refuses it before a step
 
 
 def test_structural_check_passes_on_int8_graph(tiny_package: Callable[..., Path]) -> None:

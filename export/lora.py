@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 ADAPTER_WEIGHTS = "adapter.safetensors"
 ADAPTER_CONFIG = "adapter.json"
 
@@ -156,3 +158,14 @@ def merge_saved_adapter(model: nn.Module, adapter_dir: Path, base_sha256: str) -
     inject(model, cfg)
     load_adapter_state(model, {k: v.float() for k, v in state.items()})
     return cfg, merge(model)
+
+
+def save_merged(model: torch.nn.Module, base_checkpoint: Path, out: Path) -> Path:
+    """An HF checkpoint of the merged fp32 model, with the base's tokenizer files."""
+    if out.exists():
+        shutil.rmtree(out)
+    model.to("cpu").float().save_pretrained(str(out), safe_serialization=True)  # type: ignore[operator]
+    for name in TOKENIZER_FILES:
+        if (base_checkpoint / name).is_file():
+            shutil.copyfile(base_checkpoint / name, out / name)
+    return out
