@@ -13,10 +13,10 @@ from tokenizers import Tokenizer
 
 from codegen_lsp.engine import GenerationConfig, load_engine
 from codegen_lsp.modelpkg import load_package
+from export.lora import LoRAConfig, LoRALayer, adapter_state, inject, merge
 from export.tiny import build_tiny_checkpoint, build_tiny_model, tiny_tokenizer
 from models.finetune.__main__ import main
 from models.finetune.data import IGNORE, encode_pair
-from models.finetune.lora import LoRAConfig, LoRALayer, adapter_state, inject, merge
 from models.finetune.train import TrainConfig, train
 
 PAIRS = [
