@@ -221,6 +221,9 @@ class BodyGenerator:
         # continues it rather than starting over, and every candidate keeps what was typed.
         typed = typed_prefix(doc, site)
         lead = ("" if prompt.text.endswith("\n") else "\n") + typed if typed else ""
+        if site.kept_comments:  # the user's comments inside the stub: the body starts with them again
+            notes = "\n".join(site.body_indent + c for c in site.kept_comments)
+            lead = notes + "\n" if prompt.text.endswith("\n") else "\n" + notes
 
         def on_line(_index: int, text: str) -> bool:
             # False stops this candidate: it is complete (dedent) or can no longer parse.

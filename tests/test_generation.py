@@ -163,3 +163,22 @@ def test_the_users_notes_above_a_stub_stay_and_reach_the_prompt(tmp_path: Path) 
     from codegen_lsp.analysis.grammar import splice
 
     assert splice(doc, site, result.candidates[0].body) == "def area(w, h):\n" + notes + "    return w * h\n"
+
+
+def test_the_users_comments_after_a_stub_item_are_kept_in_the_prompt_and_the_body(tmp_path: Path) -> None:
+    doc_line = '    """Area of a w by h rectangle."""\n'
+    source = ("def area(w, h):\n" + doc_line + "    pass  # TODO\n    # both are floats\n"
+              "    # and positive\n")
+    # The scripted model writes only when both comments end the prompt, as the user wrote them.
+    pkg = build_scripted_package(tmp_path / "after", [Rule(
+        "def area(w, h):\n" + doc_line + "    # both are floats\n    # and positive", ["\n    return w * h"])])
+    doc = Document.from_text(source)
+    site = site_at(doc, 0, 0)
+    assert site is not None and site.kind == "stub"
+    assert site.kept_comments == ("# both are floats", "# and positive")
+    result = BodyGenerator(Settings(model_path=str(pkg), candidates=1)).bodies(doc, site)
+    body = "    # both are floats\n    # and positive\n    return w * h"
+    assert [c.body for c in result.candidates] == [body]
+    from codegen_lsp.analysis.grammar import splice
+
+    assert splice(doc, site, result.candidates[0].body) == "def area(w, h):\n" + doc_line + body + "\n"

@@ -5,9 +5,9 @@ classified by what follows the docstring:
 
 ``empty``  nothing (comments at or left of the ``def`` column do not count);
 ``stub``   only ``pass``, ``...``, ``raise NotImplementedError[(...)]`` and ``# TODO`` comments
-           (other comments may sit among them; those before the first stub item are the user's
-           notes: they stay, go into the prompt, and the body is written after them; later ones
-           are replaced with the stub);
+           (other comments may sit among them: the user's notes. Those before the first stub item
+           stay where they are; later ones are written back at the start of the new body. All of
+           them go into the prompt; only the stub items and ``# TODO`` markers are replaced);
 ``live``   only from :func:`site_at`: the cursor is on the line right after the docstring, that line
            is blank or holds the start of a body that does not parse yet, the function is not an
            ``empty`` site (e.g. the tree around it is broken), and nothing of it follows that line.
@@ -69,6 +69,9 @@ class FunctionSite:
     edit_end: Position
     """End of that range: the end of the stub, of a whitespace-only line right after the docstring,
     or (``live``) of the line being typed."""
+    kept_comments: tuple[str, ...] = ()
+    """The user's comments among or after the stub items (``stub`` sites), as written (``# ...``):
+    the replaced range holds them, so the body starts with them again (and the model sees them)."""
 
     def contains_line(self, line: int) -> bool:
         """True when ``line`` is in the header, docstring, stub or the replaced lines."""
@@ -226,7 +229,7 @@ def site_from_function(fn: Node, docstring: Node, view: TreeView,
                           doc.line_of(docstring.end_byte + delta))
     if body is None:
         return None
-    kind, first, last, trailing_comment_end = body
+    kind, first, last, trailing_comment_end, kept = body
     if kind == "empty":
         kind = kind_if_empty
     docstring_end = docstring.end_byte + delta
@@ -250,14 +253,17 @@ def site_from_function(fn: Node, docstring: Node, view: TreeView,
         replace_start=doc.position_at(replace_start), replace_end=doc.position_at(replace_end),
         docstring_end=doc.position_at(docstring_end), header_start=doc.position_at(header_offset),
         edit_start=doc.position_at(edit_start), edit_end=doc.position_at(edit_end),
+        kept_comments=tuple(kept) if kind == "stub" else (),
     )
 
 
 def _classify_body(doc: Document, rest: Sequence[Node], delta: int, def_column: int,
-                   docstring_line: int) -> tuple[SiteKind, int, int, int] | None:
-    """(kind, first, last, trailing comment end) for the block after the docstring, or None."""
+                   docstring_line: int) -> tuple[SiteKind, int, int, int, list[str]] | None:
+    """(kind, first, last, trailing comment end, the user's comments inside the replaced range) for the
+    block after the docstring, or None."""
     first = last = trailing = -1
     stub = other_comment = False
+    kept: list[str] = []
     for node in rest:
         start, end = node.start_byte + delta, node.end_byte + delta
         line = doc.line_of(start)
@@ -274,6 +280,7 @@ def _classify_body(doc: Document, rest: Sequence[Node], delta: int, def_column: 
                 if first < 0:  # the user's notes before the stub stay: the body goes after them
                     trailing = end
                     continue
+                kept.append(decode(node.text or b"").rstrip())
         elif _is_stub_statement(node) and line != docstring_line:
             stub = True
         else:
@@ -281,8 +288,8 @@ def _classify_body(doc: Document, rest: Sequence[Node], delta: int, def_column: 
         first = start if first < 0 else first
         last = end
     if not stub:
-        return None if other_comment else ("empty", -1, -1, trailing)
-    return "stub", first, last, trailing
+        return None if other_comment else ("empty", -1, -1, trailing, [])
+    return "stub", first, last, trailing, kept
 
 
 def _is_stub_statement(node: Node) -> bool:
