@@ -79,6 +79,7 @@ KINDS: dict[str, str] = {
     "causal-lm": "codegen_lsp.engine.generate:Engine",
     "char-rnn": "codegen_lsp.engine.char_rnn:CharRNNEngine",
     "diffusion": "codegen_lsp.engine.diffusion:DiffusionEngine",
+    "retriever": "codegen_lsp.engine.retriever:RetrieverEngine",
 }
 """Manifest ``kind`` -> ``module:class`` of its engine."""
 
