@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..modelpkg import Manifest, ModelPackage, UnknownKind, load_package
+from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, UnknownKind, load_package
 from .config import CancelLike, GenerationConfig, OnLine
 from .prefix_cache import DEFAULT_MAX_BYTES
 from .providers import ProviderChoice, choose_provider
@@ -81,7 +81,8 @@ KINDS: dict[str, str] = {
     "diffusion": "codegen_lsp.engine.diffusion:DiffusionEngine",
     "retriever": "codegen_lsp.engine.retriever:RetrieverEngine",
 }
-"""Manifest ``kind`` -> ``module:class`` of its engine."""
+"""Manifest ``kind`` -> ``module:class`` of its engine. A class's ``role`` (default ``generator``)
+says what it is for: ``load_engine`` takes generators, ``load_retriever`` retrievers."""
 
 
 def engine_class(package: ModelPackage) -> Any:
@@ -109,6 +110,9 @@ def load_engine(
     (the first listed for it); its provider wins."""
     package = load_package(model_dir)
     cls = engine_class(package)  # before any provider probe or session
+    if getattr(cls, "role", "generator") != "generator":
+        raise ManifestInvalid(package.root, f"kind '{package.manifest.kind}' is a {cls.role}, not a model that "
+                              "writes bodies (point codegenLsp.modelPath at a generator package)")
     has_cuda = package.manifest.variant_for("cuda") is not None
     choice = choose_provider(device, has_cuda_variant=has_cuda)
     if variant is not None:
@@ -119,3 +123,13 @@ def load_engine(
                             prefix_cache_bytes=prefix_cache_bytes, steps=steps)
     engine: BodyModel = cls(package, choice, options)
     return engine
+
+
+def load_retriever(model_dir: str | os.PathLike[str], threads: int | None = 1) -> Any:
+    """Load a package whose kind's engine has ``role = "retriever"`` (code search: texts in, vectors
+    out), on the CPU; ManifestInvalid for a package of another role."""
+    package = load_package(model_dir)
+    cls = engine_class(package)
+    if getattr(cls, "role", "generator") != "retriever":
+        raise ManifestInvalid(package.root, f"kind '{package.manifest.kind}' is not a retriever")
+    return cls(package, ProviderChoice("cpu", "retrievers run on the CPU"), EngineOptions(threads=threads))
