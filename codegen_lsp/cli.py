@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--model", help="model package directory or catalog name (default: the embedded default model)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--workspace-context", default="off", choices=["off", "definitions", "retrieval", "all"],
+                   help="add code from the workspace to prompts (see the workspaceContext setting)")
+    g.add_argument("--workspace", metavar="DIR",
+                   help="the workspace root to index (default: the git root above the first PATH, else its folder)")
 
     b = sub.add_parser("bench", help="print engine speed figures with baselines")
     b.add_argument("--model", help="model package directory")

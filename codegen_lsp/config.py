@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, get_type_hints
 
 _DEVICES = ("auto", "cpu", "cuda")
+CONTEXT_MODES = ("off", "definitions", "retrieval", "all")
 
 
 @dataclass
@@ -44,6 +45,21 @@ class Settings:
     """Most MiB of KV state the prefix cache keeps for re-requests while typing (0..8192; 0 = off)."""
     result_cache_mb: int = 64
     """Most MiB of document snapshots the per-version result cache may pin (1..4096)."""
+    workspace_context: str = "off"
+    """Code from the rest of the workspace in the prompt: ``off``, ``definitions`` (of the names the
+    function's signature, docstring and the file's imports mention), ``retrieval`` (the most similar
+    definitions, BM25) or ``all`` (both, plus recently edited functions). Anything but ``off`` indexes
+    the workspace folders in the background."""
+    context_share: float = 0.3
+    """Share of the prompt's token budget workspace context may take (0..0.8)."""
+    context_items: int = 4
+    """Most definitions retrieval adds (1..16)."""
+    index_max_files: int = 20000
+    """Most Python files the workspace index reads (100..1000000)."""
+    index_max_file_kb: int = 512
+    """Files larger than this are not indexed (1..65536)."""
+    index_max_mb: int = 32
+    """Most MiB of source the workspace index holds (1..4096)."""
 
     @property
     def engine_key(self) -> tuple[object, ...]:
@@ -70,6 +86,12 @@ class Settings:
         fix("log_level", out.log_level.lower() in ("debug", "info", "warning", "error"))
         fix("prefix_cache_mb", 0 <= out.prefix_cache_mb <= 8192)
         fix("result_cache_mb", 1 <= out.result_cache_mb <= 4096)
+        fix("workspace_context", out.workspace_context in CONTEXT_MODES)
+        fix("context_share", 0.0 <= out.context_share <= 0.8)
+        fix("context_items", 1 <= out.context_items <= 16)
+        fix("index_max_files", 100 <= out.index_max_files <= 1_000_000)
+        fix("index_max_file_kb", 1 <= out.index_max_file_kb <= 65536)
+        fix("index_max_mb", 1 <= out.index_max_mb <= 4096)
         return out, warnings
 
 

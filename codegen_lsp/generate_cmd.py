@@ -17,6 +17,8 @@ from .analysis.grammar import body_edit
 from .analysis.sites import FunctionSite, find_sites
 from .config import Settings
 from .generation import BodyGenerator, ModelUnavailable, SiteResult
+from .workspace.context import Workspace
+from .workspace.index import IndexLimits, WorkspaceIndex
 
 log = logging.getLogger("codegen_lsp.generate")
 
@@ -89,6 +91,7 @@ def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
         "partial": bool(res.candidates and res.candidates[0].partial),
         "candidates": [{"body": c.body, "score": round(c.score, 4), "partial": c.partial} for c in res.candidates],
         "refused": res.refused,
+        "context": res.context,
         "unfilled": res.unfilled_reason,
         "raw": [{"text": t, "score": round(s, 4), "finish": f} for t, s, f in res.raw],
         "timings": {
@@ -100,6 +103,25 @@ def _site_json(path: Path, res: SiteResult) -> dict[str, object]:
     }
 
 
+def workspace_root(paths: list[str]) -> Path:
+    """The git root above the first path, else the path's folder."""
+    first = Path(paths[0]).resolve()
+    start = first if first.is_dir() else first.parent
+    for folder in (start, *start.parents):
+        if (folder / ".git").exists():
+            return folder
+    return start
+
+
+def _index_workspace(args: argparse.Namespace, settings: Settings) -> Workspace:
+    root = Path(args.workspace) if args.workspace else workspace_root(args.paths)
+    index = WorkspaceIndex(root, IndexLimits(settings.index_max_files, settings.index_max_file_kb << 10,
+                                             settings.index_max_mb << 20))
+    stats = index.build()
+    log.info("indexed %s: %d files, %d definitions in %.1f s", root, stats.files, stats.symbols, stats.seconds)
+    return Workspace([index])
+
+
 def run_generate(args: argparse.Namespace) -> int:
     out = sys.stdout
     failures = unfilled = total = 0
@@ -107,6 +129,7 @@ def run_generate(args: argparse.Namespace) -> int:
         model_path=args.model, device=args.device, candidates=max(1, args.candidates),
         max_tokens=args.max_tokens, temperature=args.temperature,
         time_budget_ms=int(min(max(args.time_budget, 0.1), 60.0) * 1000),
+        workspace_context=args.workspace_context,
     )
     generator = None if args.dry_run else BodyGenerator(settings)
     if generator is not None:
@@ -115,6 +138,8 @@ def run_generate(args: argparse.Namespace) -> int:
         except ModelUnavailable as exc:
             log.error("%s", exc)
             return 1
+        if args.workspace_context != "off":
+            generator.workspace = _index_workspace(args, settings)
     for path, err in iter_python_files(args.paths):
         if err:
             log.error("%s: %s", path, err)
@@ -135,7 +160,7 @@ def run_generate(args: argparse.Namespace) -> int:
         chosen: list[tuple[FunctionSite, str]] = []
         for site in sites:
             try:
-                res = generator.bodies(doc, site)
+                res = generator.bodies(doc, site, path=path)
             except Exception as exc:  # noqa: BLE001 - e.g. ONNX Runtime out of memory: report, go on
                 log.error("%s:%d: %s: generation failed: %s: %s", path, site.header_start.line + 1, site.qualname,
                           type(exc).__name__, (str(exc).splitlines() or [""])[0][:300])

@@ -27,6 +27,7 @@ from .analysis.sites import FunctionSite
 from .config import Settings
 from .engine import BodyModel, Cancelled, GenerationConfig, load_engine
 from .modelpkg import MANIFEST_FILE, ModelPackageError, resolve_model_dir
+from .workspace.context import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class SiteResult:
     from_cache: bool = False
     refused: list[str] = field(default_factory=list)
     """Why the grammar check refused each candidate that gave no body (in candidate order)."""
+    context: list[str] = field(default_factory=list)
+    """Workspace context in the prompt: ``definition:path::name``, ``retrieval:...``, ``recent:...``."""
 
     @property
     def unfilled_reason(self) -> str | None:
@@ -107,6 +110,8 @@ class BodyGenerator:
         self._loading = threading.Lock()  # held for a whole load, by worker threads only
         self._cache: OrderedDict[tuple[str, int, str, int], SiteResult] = OrderedDict()
         self._on_status = on_status or (lambda state, msg: None)
+        self.workspace: Workspace | None = None
+        """Where workspace context comes from (set by the server or the CLI); None: none."""
 
     # -- model ---------------------------------------------------------------------------------
     @property
@@ -191,8 +196,10 @@ class BodyGenerator:
         key: str = "",
         cancel: threading.Event | None = None,
         n: int | None = None,
+        path: Path | None = None,
     ) -> SiteResult:
-        """Generate, grammar-check and rank bodies for ``site``. Raises ModelUnavailable or Cancelled."""
+        """Generate, grammar-check and rank bodies for ``site`` (``path``: the document's file, for
+        workspace context). Raises ModelUnavailable or Cancelled."""
         ckey = (key, doc.version, site.qualname, site.replace_start[0])
         cached = self._cache.get(ckey)
         if cached is not None and key:
@@ -205,6 +212,14 @@ class BodyGenerator:
         fits = engine.prompt_budget(self.settings.time_budget_ms / 1000.0)
         if fits is not None:  # what this CPU can prefill within the interactive budget
             budget = min(budget, fits)
+        context, context_labels = "", list[str]()
+        if self.workspace is not None and self.settings.workspace_context != "off":
+            share = int(budget * self.settings.context_share)
+            context, context_labels = self.workspace.context(doc, site, path, self.settings.workspace_context,
+                                                             engine.count_tokens, share, self.settings.context_items)
+            budget = max(64, budget - engine.count_tokens(context))
+            if context_labels:
+                log.debug("%s: workspace context %s", site.qualname, context_labels)
         suffix = ""
         if conv.template == "fim":
             suffix = build_suffix(doc, site, engine.count_tokens, min(conv.suffix_tokens, budget // 4))
@@ -233,7 +248,7 @@ class BodyGenerator:
             return checker.viable(text)
 
         t0 = time.perf_counter()
-        text = prompt.text + lead
+        text = context + prompt.text + lead
         if conv.template == "fim":
             text = f"{conv.fim_prefix}{text}{conv.fim_suffix}{suffix}{conv.fim_middle}"
         result = engine.generate(text, self.generation_config(n), on_line=on_line, cancel=cancel)
@@ -253,6 +268,7 @@ class BodyGenerator:
             seconds=time.perf_counter() - t0,
             first_token_s=result.time_to_first_token_s,
             refused=refused,
+            context=context_labels,
         )
         if key:
             self._cache[ckey] = out

@@ -19,7 +19,7 @@ from . import __version__
 from .analysis.document import Document
 from .analysis.sites import FunctionSite, find_sites, site_at
 from .config import Settings, parse_settings
-from .features import actions, lifecycle
+from .features import actions, lifecycle, workspace_index
 from .features.documents import DocumentStore
 from .features.edits import completion_items, inline_items
 from .features.protocol import StrictProtocol
@@ -135,10 +135,11 @@ class CodegenServer(LanguageServer):
         if live is None:
             return None
         doc = live.snapshot()  # the worker reads a frozen copy while edits keep arriving
+        path = workspace_index.uri_path(uri)
         try:
             lane = f"{uri}#interactive" if supersede else f"{uri}#explicit-{id(site)}"
             result = await self.scheduler.run(
-                lane, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n),
+                lane, lambda cancel: self.generator.bodies(doc, site, key=uri, cancel=cancel, n=n, path=path),
                 interactive=supersede,
             )
         except (ModelUnavailable, Cancelled, Superseded) as exc:
@@ -174,6 +175,7 @@ def create_server() -> CodegenServer:
 def _register(ls: CodegenServer) -> None:
     lifecycle.register(ls)
     actions.register(ls, CMD_GENERATE_BODY, CMD_GENERATE_ALL)
+    workspace_index.register(ls)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(params: types.DidOpenTextDocumentParams) -> None:
@@ -186,6 +188,7 @@ def _register(ls: CodegenServer) -> None:
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
         ls.docs.close(params)
+        workspace_index.file_changed(ls, params.text_document.uri, None)  # unsaved edits are gone: disk
 
     @ls.feature(
         types.TEXT_DOCUMENT_COMPLETION,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from lsprotocol import types
 
+from . import workspace_index
 from .log import ClientLogHandler
 
 if TYPE_CHECKING:
@@ -81,12 +82,14 @@ def register(ls: CodegenServer) -> None:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logging.getLogger("codegen_lsp").addHandler(handler)
         log.info("codegen-lsp started; model: %s", ls.generator.model_dir())
+        workspace_index.start_indexing(ls)
         await load_model_with_progress(ls)
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     async def did_change_configuration(params: types.DidChangeConfigurationParams) -> None:
         before = ls.settings.engine_key
         ls.apply_settings(params.settings)
+        workspace_index.start_indexing(ls)
         if ls.settings.engine_key != before:
             ls._said_error = False
             await load_model_with_progress(ls)

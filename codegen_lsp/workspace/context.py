@@ -1,0 +1,120 @@
+"""Workspace context for a site's prompt: definitions of the names it mentions, the definitions most
+like it (BM25), and recently edited ones, rendered as source with a file header, within a token
+budget (``generation.py`` gives it a share of the prompt budget)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..analysis.document import Document
+from ..analysis.sites import FunctionSite
+from .index import WorkspaceIndex
+from .symbols import Symbol
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FROM_IMPORT = re.compile(r"^\s*from\s+[\w.]+\s+import\s+\(?([\w\s,]+)\)?", re.MULTILINE)
+_AMBIGUOUS = 3
+"""A name defined more often than this in the workspace says too little to pull in a definition."""
+
+
+@dataclass(frozen=True)
+class ContextPiece:
+    source: str
+    """``definition`` | ``retrieval`` | ``recent``: why it was chosen."""
+    symbol: Symbol
+
+    @property
+    def label(self) -> str:
+        return f"{self.source}:{self.symbol.key}"
+
+
+def mentioned_names(doc: Document, site: FunctionSite) -> list[str]:
+    """Names the site mentions, most telling first: its signature's (types, defaults), its docstring's
+    identifiers, then the names the file imports with ``from ... import``."""
+    seen: dict[str, None] = {}
+    for text in (site.signature, site.docstring):
+        for name in _IDENT.findall(text):
+            if len(name) > 2 and name not in ("def", "self", "cls", "async", "None", "True", "False"):
+                seen.setdefault(name, None)
+    head = doc.data[: doc.offset_at(*site.header_start)].decode("utf-8", errors="replace")
+    for group in _FROM_IMPORT.findall(head):
+        for name in _IDENT.findall(group.replace(" as ", " ")):
+            if name != "import":
+                seen.setdefault(name, None)
+    seen.pop(site.name, None)
+    return list(seen)
+
+
+def gather(index: WorkspaceIndex, doc: Document, site: FunctionSite, path: str | None, mode: str,
+           k: int = 4) -> list[ContextPiece]:
+    """Pieces for ``site`` in priority order (``path``: the site's file relative to the index root;
+    its own definitions are in the prompt already)."""
+    if mode == "off":
+        return []
+    own = (lambda s: s.path == path) if path else (lambda s: False)
+    out: dict[str, ContextPiece] = {}
+    if mode in ("definitions", "all"):
+        for name in mentioned_names(doc, site):
+            found = [s for s in index.named(name) if not own(s)]
+            if 0 < len(found) <= _AMBIGUOUS:
+                for s in found:
+                    out.setdefault(s.key, ContextPiece("definition", s))
+    if mode in ("retrieval", "all"):
+        query = f"{site.qualname} {site.signature} {site.docstring}"
+        for s, _score in index.search(query, k, exclude=lambda s: own(s) or s.key in out):
+            out.setdefault(s.key, ContextPiece("retrieval", s))
+    if mode == "all":
+        for key in reversed(index.recent[-k:]):
+            recent = index.get(key)
+            if recent is not None and not own(recent):
+                out.setdefault(key, ContextPiece("recent", recent))
+    return list(out.values())
+
+
+def render(pieces: list[ContextPiece], count_tokens: Callable[[str], int], budget: int,
+           current_path: str | None) -> tuple[str, list[str]]:
+    """The pieces that fit in ``budget`` tokens, as source blocks headed by their file, most relevant
+    last (nearest the function); plus their labels. A piece that does not fit whole is shown as its
+    signature and docstring."""
+    blocks: list[tuple[str, str]] = []
+    used = count_tokens(f"# file: {current_path}\n") if current_path else 0
+    for piece in pieces:
+        s = piece.symbol
+        for text in (s.text, s.signature + (f'\n    """{s.docstring}"""' if s.docstring else "") + "\n    ..."):
+            block = f"# file: {s.path}\n{text.rstrip()}\n\n\n"
+            cost = count_tokens(block)
+            if used + cost <= budget:
+                blocks.append((block, piece.label))
+                used += cost
+                break
+    if not blocks:
+        return "", []
+    blocks.reverse()
+    text = "".join(b for b, _ in blocks) + (f"# file: {current_path}\n" if current_path else "")
+    return text, [label for _, label in blocks]
+
+
+class Workspace:
+    """The indexes of the workspace folders, and the context they give a site."""
+
+    def __init__(self, indexes: list[WorkspaceIndex]) -> None:
+        self.indexes = indexes
+
+    def index_for(self, path: Path | None) -> tuple[WorkspaceIndex | None, str | None]:
+        """The index whose root holds ``path`` (else the first), and the path relative to it."""
+        for index in self.indexes:
+            rel = index.relpath(path) if path is not None else None
+            if rel is not None:
+                return index, rel
+        return (self.indexes[0] if self.indexes else None), None
+
+    def context(self, doc: Document, site: FunctionSite, path: Path | None, mode: str,
+                count_tokens: Callable[[str], int], budget: int, k: int) -> tuple[str, list[str]]:
+        index, rel = self.index_for(path)
+        if index is None or budget <= 0:
+            return "", []
+        pieces = gather(index, doc, site, rel, mode, k)
+        return render(pieces, count_tokens, budget, rel)
