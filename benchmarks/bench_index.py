@@ -35,13 +35,14 @@ def main(argv: list[str] | None = None) -> int:
         for run in ("cold", "warm"):
             index = WorkspaceIndex(args.root, cache_dir=Path(cache))
             st = index.build()
-            print(f"{run}: {st.files} files, {st.symbols} definitions, {st.source_bytes / 2**20:.1f} MiB source, "
-                  f"{st.parsed_files} parsed, {st.skipped_files} skipped, {st.seconds:.2f} s")
+            sys.stdout.write(f"{run}: {st.files} files, {st.symbols} definitions, {st.source_bytes / 2**20:.1f} MiB source, "
+                  f"{st.parsed_files} parsed, {st.skipped_files} skipped, {st.seconds:.2f} s\n")
     t0 = time.perf_counter()
     for i in range(args.queries):
         index.search(QUERIES[i % len(QUERIES)], 4)
     per_query = (time.perf_counter() - t0) / args.queries
-    print(f"query (top 4): {per_query * 1000:.2f} ms; peak RSS {rss_mib():.0f} MiB (interpreter before: {base:.0f} MiB)")
+    sys.stdout.write(f"query (top 4): {per_query * 1000:.2f} ms; peak RSS {rss_mib():.0f} MiB "
+                     f"(interpreter before: {base:.0f} MiB)\n")
     return 0
 
 
