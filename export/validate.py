@@ -82,17 +82,24 @@ class TorchStepper:
         return self._run(torch.tensor([[token]]))
 
 
-def open_session(path: Path, provider: str, threads: int = 0) -> ort.InferenceSession:
-    """A session on ``provider`` (``cpu``/``cuda``); ``ProviderUnavailable`` when ORT would fall back.
-    ``threads``: intra-op threads (0: ORT's default)."""
+def usable_provider(provider: str) -> str:
+    """ONNX Runtime's name for ``provider`` (``cpu``/``cuda``), or ``ProviderUnavailable`` when this
+    machine cannot run it (checked before any session: a failed attempt only makes the loader print)."""
     from codegen_lsp.engine.providers import probe_cuda
 
     name = _ORT_PROVIDERS[provider]
     if name not in ort.get_available_providers():
         raise ProviderUnavailable(f"{name} is not in this onnxruntime build")
     why_not = probe_cuda() if provider == "cuda" else None
-    if why_not is not None:  # checked first: a session attempt would only make the loader print errors
+    if why_not is not None:
         raise ProviderUnavailable(f"{name}: {why_not}")
+    return name
+
+
+def open_session(path: Path, provider: str, threads: int = 0) -> ort.InferenceSession:
+    """A session on ``provider`` (``cpu``/``cuda``); ``ProviderUnavailable`` when ORT would fall back.
+    ``threads``: intra-op threads (0: ORT's default)."""
+    name = usable_provider(provider)
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
     opts.intra_op_num_threads = threads
@@ -112,14 +119,7 @@ class RuntimeStepper:
 
     def __init__(self, graph: Path, dims: KVDims, io: IONames, provider: str = "cpu", threads: int = 0,
                  max_len: int = 2048) -> None:
-        from codegen_lsp.engine.providers import probe_cuda
-
-        name = _ORT_PROVIDERS[provider]
-        if name not in ort.get_available_providers():
-            raise ProviderUnavailable(f"{name} is not in this onnxruntime build")
-        why_not = probe_cuda() if provider == "cuda" else None
-        if why_not is not None:  # checked first: a session attempt would only make the loader print errors
-            raise ProviderUnavailable(f"{name}: {why_not}")
+        name = usable_provider(provider)
         try:
             self.session = DecoderSession(graph, dims, io, [name], session_options(threads))
         except ManifestInvalid as exc:  # the graph's logits disagree with the model's vocabulary

@@ -108,20 +108,26 @@ def register(ls: CodegenServer) -> None:
         ls.scheduler.shutdown()
 
 
+async def begin_progress(ls: CodegenServer, message: str, percentage: int | None = None) -> str | None:
+    """Start a work-done progress report where the client supports one; its token, else None (a
+    client that refuses progress still gets the work done)."""
+    caps = ls.client_capabilities.window
+    if not (caps and caps.work_done_progress):
+        return None
+    token = f"codegen-lsp-{uuid.uuid4().hex[:8]}"
+    try:
+        await asyncio.wait_for(ls.work_done_progress.create_async(token), timeout=5)
+        ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
+            title="codegen-lsp", message=message, percentage=percentage, cancellable=False))
+    except Exception:  # noqa: BLE001
+        return None
+    return token
+
+
 async def load_model_with_progress(ls: CodegenServer) -> None:
     """Load the model in the worker at start-up so the first request does not pay for it; report
     work-done progress where the client supports it. Failure is reported once, never raised."""
-    token = f"codegen-lsp-load-{uuid.uuid4().hex[:8]}"
-    caps = ls.client_capabilities.window
-    progress = bool(caps and caps.work_done_progress)
-    if progress:
-        try:
-            await asyncio.wait_for(ls.work_done_progress.create_async(token), timeout=5)
-            ls.work_done_progress.begin(
-                token, types.WorkDoneProgressBegin(title="codegen-lsp", message="loading model", cancellable=False)
-            )
-        except Exception:  # noqa: BLE001 - a client that refuses progress still gets a model
-            progress = False
+    token = await begin_progress(ls, "loading model")
     loop = asyncio.get_running_loop()
     ok = True
     try:
@@ -129,5 +135,5 @@ async def load_model_with_progress(ls: CodegenServer) -> None:
     except Exception as exc:  # noqa: BLE001 - ModelUnavailable and anything unexpected alike
         ok = False
         log.error("%s", exc)
-    if progress:
+    if token is not None:
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message="model ready" if ok else "model failed"))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,16 +53,10 @@ def start_indexing(ls: CodegenServer) -> None:
 
 
 async def _build_with_progress(ls: CodegenServer, indexes: list[WorkspaceIndex]) -> None:
-    token = f"codegen-lsp-index-{uuid.uuid4().hex[:8]}"
-    caps = ls.client_capabilities.window
-    progress = bool(caps and caps.work_done_progress)
-    if progress:
-        try:
-            await asyncio.wait_for(ls.work_done_progress.create_async(token), timeout=5)
-            ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-                title="codegen-lsp", message="indexing workspace", percentage=0, cancellable=False))
-        except Exception:  # noqa: BLE001 - a client that refuses progress still gets an index
-            progress = False
+    from .lifecycle import begin_progress
+
+    maybe = await begin_progress(ls, "indexing workspace", percentage=0)
+    progress, token = maybe is not None, maybe or ""
 
     def report(done: int, total: int) -> None:
         if progress:
