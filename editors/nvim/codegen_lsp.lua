@@ -34,6 +34,9 @@ local M = {}
 --- @field enableInline? boolean
 --- @field enableCodeActions? boolean
 --- @field logLevel? 'debug'|'info'|'warning'|'error'
+--- @field workspaceContext? 'off'|'definitions'|'retrieval'|'all'  workspace code in prompts (indexes the root)
+--- @field contextShare? number   share of the prompt budget for workspace context (0..0.8)
+--- @field contextItems? integer  most retrieved definitions (1..16)
 
 --- @class codegen_lsp.Opts
 --- @field cmd? string[]                 how to start the server (default: discovered, see find_cmd)

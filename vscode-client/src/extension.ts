@@ -133,6 +133,8 @@ class ServerSession {
         { scheme: "untitled", language: "python" },
       ],
       initializationOptions: mapped.settings,
+      // Python files changed outside the editor (git checkout, codegen) keep the workspace index current.
+      synchronize: { fileEvents: vscode.workspace.createFileSystemWatcher("**/*.py") },
       outputChannel: this.output,
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       errorHandler: {

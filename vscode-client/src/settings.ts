@@ -16,6 +16,9 @@ export interface ServerSettings {
   enableCompletion: boolean;
   enableCodeActions: boolean;
   logLevel: "debug" | "info" | "warning" | "error";
+  workspaceContext: "off" | "definitions" | "retrieval" | "all";
+  contextShare: number;
+  contextItems: number;
 }
 
 /** Must match `Settings` in codegen_lsp/config.py and the defaults in package.json. */
@@ -31,6 +34,9 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   enableCompletion: true,
   enableCodeActions: true,
   logLevel: "info",
+  workspaceContext: "off",
+  contextShare: 0.3,
+  contextItems: 4,
 });
 
 /** The keys the server understands, i.e. the part of `codegenLsp.*` that is sent. */
@@ -56,6 +62,9 @@ const CHECKS: Record<Exclude<keyof ServerSettings, "modelPath">, Check> = {
   enableCompletion: isBool,
   enableCodeActions: isBool,
   logLevel: oneOf("debug", "info", "warning", "error"),
+  workspaceContext: oneOf("off", "definitions", "retrieval", "all"),
+  contextShare: isNum(0, 0.8),
+  contextItems: isInt(1, 16),
 };
 
 export interface MappedSettings {

@@ -25,6 +25,9 @@ describe("toServerSettings", () => {
         enableCompletion: false,
         enableCodeActions: false,
         logLevel: "debug",
+        workspaceContext: "all",
+        contextShare: 0.5,
+        contextItems: 2,
         serverCommand: ["x"],
         pythonPath: "/p",
         "trace.server": "verbose",
@@ -44,6 +47,9 @@ describe("toServerSettings", () => {
       enableCompletion: false,
       enableCodeActions: false,
       logLevel: "debug",
+      workspaceContext: "all",
+      contextShare: 0.5,
+      contextItems: 2,
     });
     assert.deepEqual(Object.keys(settings).sort(), [...SERVER_SETTING_KEYS].sort());
   });
