@@ -48,8 +48,12 @@ def mentioned_names(doc: Document, site: FunctionSite) -> list[str]:
     return list(seen)
 
 
+Search = Callable[[str, int, Callable[[Symbol], bool]], list[tuple[Symbol, float]]]
+"""``search(text, k, exclude)``: BM25 (``WorkspaceIndex.search``) or a retriever (``DenseIndex.top``)."""
+
+
 def gather(index: WorkspaceIndex, doc: Document, site: FunctionSite, path: str | None, mode: str,
-           k: int = 4) -> list[ContextPiece]:
+           k: int = 4, search: Search | None = None) -> list[ContextPiece]:
     """Pieces for ``site`` in priority order (``path``: the site's file relative to the index root;
     its own definitions are in the prompt already)."""
     if mode == "off":
@@ -64,7 +68,7 @@ def gather(index: WorkspaceIndex, doc: Document, site: FunctionSite, path: str |
                     out.setdefault(s.key, ContextPiece("definition", s))
     if mode in ("retrieval", "all"):
         query = f"{site.qualname} {site.signature} {site.docstring}"
-        for s, _score in index.search(query, k, exclude=lambda s: own(s) or s.key in out):
+        for s, _score in (search or index.search)(query, k, lambda s: own(s) or s.key in out):
             out.setdefault(s.key, ContextPiece("retrieval", s))
     if mode == "all":
         for key in reversed(index.recent[-k:]):
@@ -102,6 +106,8 @@ class Workspace:
 
     def __init__(self, indexes: list[WorkspaceIndex]) -> None:
         self.indexes = indexes
+        self.searchers: dict[Path, Search] = {}
+        """Per index root, a retriever to use instead of BM25 (set once its embeddings are ready)."""
 
     def index_for(self, path: Path | None) -> tuple[WorkspaceIndex | None, str | None]:
         """The index whose root holds ``path`` (else the first), and the path relative to it."""
@@ -116,5 +122,5 @@ class Workspace:
         index, rel = self.index_for(path)
         if index is None or budget <= 0:
             return "", []
-        pieces = gather(index, doc, site, rel, mode, k)
+        pieces = gather(index, doc, site, rel, mode, k, self.searchers.get(index.root))
         return render(pieces, count_tokens, budget, rel)

@@ -142,6 +142,10 @@ class WorkspaceIndex:
                     break
             return found
 
+    def symbols(self) -> list[Symbol]:
+        with self._lock:
+            return [s for f in self._files.values() for s in f.symbols]
+
     def get(self, key: str) -> Symbol | None:
         with self._lock:
             return self._symbol(key)
