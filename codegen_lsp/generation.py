@@ -216,7 +216,8 @@ class BodyGenerator:
         if self.workspace is not None and self.settings.workspace_context != "off":
             share = int(budget * self.settings.context_share)
             context, context_labels = self.workspace.context(doc, site, path, self.settings.workspace_context,
-                                                             engine.count_tokens, share, self.settings.context_items)
+                                                             engine.count_tokens, share, self.settings.context_items,
+                                                             conv.file_sep)
             budget = max(64, budget - engine.count_tokens(context))
             if context_labels:
                 log.debug("%s: workspace context %s", site.qualname, context_labels)

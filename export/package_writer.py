@@ -142,14 +142,21 @@ def special_tokens(model: Any, tokenizer: Tokenizer, vocab_size: int) -> Special
     return SpecialTokens(eos=eos, bos=valid(bos), pad=valid(pad))
 
 
+FILE_SEPARATORS = ("<|file_sep|>",)
+"""Repository-level file separator tokens of known code models (Qwen2.5-Coder)."""
+
+
 def prompt_convention(tokenizer: Tokenizer, bos: int | None) -> PromptConvention:
     """``end_before_newline`` when some token holds a newline plus indentation (BPE merges of
-    "\\n    "); ``add_bos`` when the tokenizer's post-processor prepends ``bos`` itself."""
+    "\\n    "); ``add_bos`` when the tokenizer's post-processor prepends ``bos`` itself; ``file_sep``
+    when the vocabulary has a repository-level file separator as one token."""
     ids = tokenizer.encode('    """Doc."""\n    return x\n        y = 1', add_special_tokens=False).ids
     merges = any("\n " in tokenizer.decode([i], skip_special_tokens=False) for i in ids)
     with_special = tokenizer.encode("x", add_special_tokens=True).ids
     add_bos = bos is not None and len(with_special) > 0 and with_special[0] == bos
-    return PromptConvention(end_before_newline=merges, add_bos=add_bos)
+    file_sep = next((m for m in FILE_SEPARATORS if tokenizer.token_to_id(m) is not None
+                     and len(tokenizer.encode(m, add_special_tokens=False).ids) == 1), "")
+    return PromptConvention(end_before_newline=merges, add_bos=add_bos, file_sep=file_sep)
 
 
 def with_fim(convention: PromptConvention, fim: tuple[str, str, str] | None) -> PromptConvention:

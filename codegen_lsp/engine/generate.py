@@ -140,14 +140,14 @@ class Engine:
         """A FIM package must name markers its tokenizer maps to one token each (refused at load,
         not discovered as garbage output)."""
         p = self.manifest.prompt
-        if p.template != "fim":
-            return
-        for field_name in ("fim_prefix", "fim_suffix", "fim_middle"):
+        fim = "template 'fim' needs all three markers"
+        needed = [("fim_prefix", fim), ("fim_suffix", fim), ("fim_middle", fim)]
+        for field_name, why in [*(needed if p.template == "fim" else []), *([("file_sep", "")] if p.file_sep else [])]:
             marker = getattr(p, field_name)
             ids = self.tokenizer.encode(marker, add_special_tokens=False).ids if marker else []
             if len(ids) != 1:
                 raise ManifestInvalid(self.package.root, f"prompt.{field_name} {marker!r} is not one token of this "
-                                      "tokenizer (template 'fim' needs all three markers)")
+                                      f"tokenizer{f' ({why})' if why else ''}")
 
     # -- text ----------------------------------------------------------------------------------
     def encode(self, text: str) -> list[int]:

@@ -146,6 +146,10 @@ class PromptConvention:
     """``<|fim_suffix|>`` (DeepSeek-Coder: ``<｜fim▁hole｜>``)."""
     fim_middle: str = ""
     """``<|fim_middle|>`` (DeepSeek-Coder: ``<｜fim▁end｜>``)."""
+    file_sep: str = ""
+    """The model's file separator token for repository-level prompts (Qwen2.5-Coder: ``<|file_sep|>``),
+    as text its tokenizer maps to one token: workspace context from other files is then headed by
+    ``file_sep + path`` as in the model's repository-level training, instead of a ``# file:`` comment."""
     suffix_tokens: int = 256
     """Most tokens of code after the function given as the FIM suffix (whole lines, nearest first)."""
     end_before_newline: bool = True

@@ -79,26 +79,38 @@ def gather(index: WorkspaceIndex, doc: Document, site: FunctionSite, path: str |
 
 
 def render(pieces: list[ContextPiece], count_tokens: Callable[[str], int], budget: int,
-           current_path: str | None) -> tuple[str, list[str]]:
-    """The pieces that fit in ``budget`` tokens, as source blocks headed by their file, most relevant
-    last (nearest the function); plus their labels. A piece that does not fit whole is shown as its
-    signature and docstring."""
-    blocks: list[tuple[str, str]] = []
-    used = count_tokens(f"# file: {current_path}\n") if current_path else 0
+           current_path: str | None, file_sep: str = "") -> tuple[str, list[str]]:
+    """The pieces that fit in ``budget`` tokens as source under a header naming their file, most
+    relevant last (nearest the function), pieces of one file under one header; plus their labels. A
+    piece that does not fit whole is shown as its signature and docstring. ``file_sep``: the model's
+    file separator token (``PromptConvention.file_sep``), which then heads each file as in the model's
+    repository-level training (``<|file_sep|>path``); else a ``# file: path`` comment does."""
+
+    def header(path: str) -> str:
+        return f"{file_sep}{path}\n" if file_sep else f"# file: {path}\n"
+
+    chosen: list[tuple[str, ContextPiece]] = []
+    used = count_tokens(header(current_path)) if current_path else 0
     for piece in pieces:
         s = piece.symbol
         for text in (s.text, s.signature + (f'\n    """{s.docstring}"""' if s.docstring else "") + "\n    ..."):
-            block = f"# file: {s.path}\n{text.rstrip()}\n\n\n"
-            cost = count_tokens(block)
+            block = text.rstrip() + "\n\n\n"
+            cost = count_tokens(header(s.path) + block)
             if used + cost <= budget:
-                blocks.append((block, piece.label))
+                chosen.append((block, piece))
                 used += cost
                 break
-    if not blocks:
+    if not chosen:
         return "", []
-    blocks.reverse()
-    text = "".join(b for b, _ in blocks) + (f"# file: {current_path}\n" if current_path else "")
-    return text, [label for _, label in blocks]
+    chosen.reverse()
+    out: list[str] = []
+    for i, (block, piece) in enumerate(chosen):
+        if i == 0 or chosen[i - 1][1].symbol.path != piece.symbol.path:
+            out.append(header(piece.symbol.path))
+        out.append(block)
+    if current_path:
+        out.append(header(current_path))
+    return "".join(out), [piece.label for _, piece in chosen]
 
 
 class Workspace:
@@ -118,9 +130,9 @@ class Workspace:
         return (self.indexes[0] if self.indexes else None), None
 
     def context(self, doc: Document, site: FunctionSite, path: Path | None, mode: str,
-                count_tokens: Callable[[str], int], budget: int, k: int) -> tuple[str, list[str]]:
+                count_tokens: Callable[[str], int], budget: int, k: int, file_sep: str = "") -> tuple[str, list[str]]:
         index, rel = self.index_for(path)
         if index is None or budget <= 0:
             return "", []
         pieces = gather(index, doc, site, rel, mode, k, self.searchers.get(index.root))
-        return render(pieces, count_tokens, budget, rel)
+        return render(pieces, count_tokens, budget, rel, file_sep)

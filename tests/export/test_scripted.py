@@ -64,6 +64,7 @@ def test_scripts_that_cannot_compile_are_refused(tmp_path: Path) -> None:
     (lambda m: m.update(kind="transformer-xl"), "engine", "kind 'transformer-xl' has no engine"),
     (lambda m: m.update(vocab_size=300), "engine", "vocab_size is 300 but the graph's logits has 257"),
     (lambda m: m["variants"][0].update(graph=""), "load", "names no graph"),
+    (lambda m: m["prompt"].update(file_sep="<|file_sep|>"), "engine", "prompt.file_sep '<|file_sep|>' is not one token"),
     (lambda m: (m["variants"][0].update(graphs={"encoder": "e.onnx"}), m.update(format_version=1)), "load",
      "needs format_version 2"),
 ])

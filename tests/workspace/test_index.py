@@ -92,6 +92,10 @@ def test_context_brings_the_definitions_a_site_mentions_within_the_budget(tmp_pa
     assert labels == ["definition:shop/money.py::parse_amount", "definition:shop/money.py::Money"]  # most relevant last
     assert text.startswith("# file: shop/money.py\n") and text.endswith("# file: shop/main.py\n")
     assert "class Money:" in text and "return Money(" in text
+    assert text.count("# file: shop/money.py\n") == 1  # pieces of one file share its header
+    sep, _ = render(pieces, count, budget=1000, current_path="shop/main.py", file_sep="<|file_sep|>")
+    assert sep.startswith("<|file_sep|>shop/money.py\n") and sep.endswith("<|file_sep|>shop/main.py\n")
+    assert "# file:" not in sep and sep.count("<|file_sep|>") == 2
     small, kept = render(pieces, count, budget=40, current_path="shop/main.py")
     assert count(small) <= 40 and kept and "return Money(" not in small  # shortened to its header
     ws = Workspace([index])
