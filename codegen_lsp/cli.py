@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     g.add_argument("--workspace-context", default="off", choices=["off", "definitions", "retrieval", "all"],
                    help="add code from the workspace to prompts (see the workspaceContext setting)")
+    g.add_argument("--retriever", metavar="PKG", help="a retriever package to combine with BM25 (docs/retrieval.md)")
     g.add_argument("--workspace", metavar="DIR",
                    help="the workspace root to index (default: the git root above the first PATH, else its folder)")
 

@@ -54,6 +54,10 @@ class Settings:
     """Share of the prompt's token budget workspace context may take (0..0.8)."""
     context_items: int = 4
     """Most definitions retrieval adds (1..16)."""
+    retriever_path: str | None = None
+    """A ``retriever`` model package to combine with BM25 for workspace retrieval (``python -m
+    models.retrieval export``); default: BM25 alone, which ranked better than either trained
+    retriever alone (docs/retrieval.md)."""
     index_max_files: int = 20000
     """Most Python files the workspace index reads (100..1000000)."""
     index_max_file_kb: int = 512

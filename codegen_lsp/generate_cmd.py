@@ -17,7 +17,9 @@ from .analysis.grammar import body_edit
 from .analysis.sites import FunctionSite, find_sites
 from .config import Settings
 from .generation import BodyGenerator, ModelUnavailable, SiteResult
+from .modelpkg import ModelPackageError
 from .workspace.context import Workspace
+from .workspace.dense import attach_retriever
 from .workspace.index import IndexLimits, WorkspaceIndex
 
 log = logging.getLogger("codegen_lsp.generate")
@@ -119,7 +121,10 @@ def _index_workspace(args: argparse.Namespace, settings: Settings) -> Workspace:
                                              settings.index_max_mb << 20))
     stats = index.build()
     log.info("indexed %s: %d files, %d definitions in %.1f s", root, stats.files, stats.symbols, stats.seconds)
-    return Workspace([index])
+    ws = Workspace([index])
+    if args.retriever:
+        ws.searchers[index.root] = attach_retriever(index, args.retriever)
+    return ws
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -139,7 +144,11 @@ def run_generate(args: argparse.Namespace) -> int:
             log.error("%s", exc)
             return 1
         if args.workspace_context != "off":
-            generator.workspace = _index_workspace(args, settings)
+            try:
+                generator.workspace = _index_workspace(args, settings)
+            except ModelPackageError as exc:  # --retriever names no usable package
+                log.error("%s", exc)
+                return 1
     for path, err in iter_python_files(args.paths):
         if err:
             log.error("%s: %s", path, err)

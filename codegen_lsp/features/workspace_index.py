@@ -14,6 +14,7 @@ from lsprotocol import types
 from pygls.uris import to_fs_path
 
 from ..workspace.context import Workspace
+from ..workspace.dense import attach_retriever
 from ..workspace.index import IndexLimits, WorkspaceIndex
 
 if TYPE_CHECKING:
@@ -64,11 +65,15 @@ async def _build_with_progress(ls: CodegenServer, indexes: list[WorkspaceIndex])
                 message=f"indexing workspace: {done}/{total} files", percentage=int(100 * done / max(total, 1))))
 
     loop = asyncio.get_running_loop()
+    retriever = ls.settings.retriever_path
+    ws = ls.generator.workspace
     for index in indexes:
         try:
             await loop.run_in_executor(_POOL, index.build, report)
-        except Exception as exc:  # noqa: BLE001 - an unreadable tree must not take the server down
-            log.error("workspace index of %s failed: %s: %s", index.root, type(exc).__name__, exc)
+            if retriever and ws is not None:
+                ws.searchers[index.root] = await loop.run_in_executor(_POOL, attach_retriever, index, retriever)
+        except Exception as exc:  # noqa: BLE001 - an unreadable tree or a bad retriever must not take the server down
+            log.error("workspace index of %s: %s: %s", index.root, type(exc).__name__, exc)
     if progress:
         total = sum(i.stats.symbols for i in indexes)
         ls.work_done_progress.end(token, types.WorkDoneProgressEnd(message=f"indexed {total} definitions"))

@@ -48,8 +48,9 @@ def mentioned_names(doc: Document, site: FunctionSite) -> list[str]:
     return list(seen)
 
 
-Search = Callable[[str, int, Callable[[Symbol], bool]], list[tuple[Symbol, float]]]
-"""``search(text, k, exclude)``: BM25 (``WorkspaceIndex.search``) or a retriever (``DenseIndex.top``)."""
+Search = Callable[..., list[tuple[Symbol, float]]]
+"""``search(text, k, exclude, docstring=...)``: a retriever combined with BM25 (``dense.fused_search``);
+without one, ``WorkspaceIndex.search`` (BM25) is used."""
 
 
 def gather(index: WorkspaceIndex, doc: Document, site: FunctionSite, path: str | None, mode: str,
@@ -68,7 +69,9 @@ def gather(index: WorkspaceIndex, doc: Document, site: FunctionSite, path: str |
                     out.setdefault(s.key, ContextPiece("definition", s))
     if mode in ("retrieval", "all"):
         query = f"{site.qualname} {site.signature} {site.docstring}"
-        for s, _score in (search or index.search)(query, k, lambda s: own(s) or s.key in out):
+        ranked = (search(query, k, lambda s: own(s) or s.key in out, docstring=site.docstring) if search
+                  else index.search(query, k, lambda s: own(s) or s.key in out))
+        for s, _score in ranked:
             out.setdefault(s.key, ContextPiece("retrieval", s))
     if mode == "all":
         for key in reversed(index.recent[-k:]):

@@ -1,10 +1,13 @@
-"""Dense retrieval over the workspace index with a ``retriever`` package: every definition's code
-embedded once (in the index thread), queries embedded per request, cosine top-k."""
+"""Retrieval with a ``retriever`` package next to BM25: every definition's code embedded once (in the
+index thread), the query's docstring embedded per request, and the two scores combined per query
+(each standardised over the workspace, then added: the combination that ranked best on our held-out
+split, MRR 0.615 with the bi-GRU and 0.598 with NBoW against 0.565 for BM25 alone; docs/retrieval.md)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,7 +53,8 @@ class DenseIndex:
             keep = [i for i, k in enumerate(self._keys) if k in symbols]
             keys = [self._keys[i] for i in keep]
             matrix = self._matrix[keep] if len(self._matrix) else self._matrix
-        todo = [k for k in symbols if k not in set(keys)]
+        have = set(keys)
+        todo = [k for k in symbols if k not in have]
         rows = [matrix] if len(matrix) else []
         for at in range(0, len(todo), self.batch):
             if cancel is not None and cancel.is_set():
@@ -62,18 +66,47 @@ class DenseIndex:
             self._matrix = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
         return len(todo)
 
-    def top(self, text: str, k: int, exclude: Callable[[Symbol], bool] | None = None) -> list[tuple[Symbol, float]]:
+    def snapshot(self) -> tuple[list[str], np.ndarray]:
         with self._lock:
-            keys, matrix = self._keys, self._matrix
+            return self._keys, self._matrix
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    std = float(x.std())
+    return (x - x.mean()) / std if std > 0 else np.zeros_like(x)
+
+
+def fused_search(index: WorkspaceIndex, dense: DenseIndex) -> Callable[..., list[tuple[Symbol, float]]]:
+    """A ``context.Search`` combining BM25 with the retriever (BM25 alone until embeddings exist)."""
+
+    def search(text: str, k: int, exclude: Callable[[Symbol], bool] | None = None,
+               docstring: str = "") -> list[tuple[Symbol, float]]:
+        keys, matrix = dense.snapshot()
         if not keys:
-            return []
-        query = self.retriever.embed_queries([text])[0]
-        scores = matrix @ query
+            return index.search(text, k, exclude)
+        query = " ".join((docstring or text).strip().split("\n\n", 1)[0].split())  # as the model was trained
+        semantic = matrix @ dense.retriever.embed_queries([query])[0]
+        bm25 = index.bm25_scores(text)
+        lexical = np.fromiter((bm25.get(key, 0.0) for key in keys), np.float64, len(keys))
+        combined = _standardised(semantic.astype(np.float64)) + _standardised(lexical)
         out: list[tuple[Symbol, float]] = []
-        for i in np.argsort(-scores)[: k + 16]:
-            sym = self.index.get(keys[int(i)])
+        for i in np.argsort(-combined, kind="stable"):
+            sym = index.get(keys[int(i)])
             if sym is not None and not (exclude and exclude(sym)):
-                out.append((sym, float(scores[int(i)])))
+                out.append((sym, float(combined[int(i)])))
             if len(out) == k:
                 break
         return out
+
+    return search
+
+
+def attach_retriever(index: WorkspaceIndex, retriever_dir: str | Path) -> Callable[..., list[tuple[Symbol, float]]]:
+    """Load a retriever package, embed the index's definitions and return the combined search (in
+    the index thread: embedding 40k definitions takes 12-50 s on one core)."""
+    from ..engine.kinds import load_retriever
+
+    dense = DenseIndex(index, load_retriever(retriever_dir))
+    dense.sync()
+    index.on_change = lambda: dense.sync()
+    return fused_search(index, dense)

@@ -111,6 +111,8 @@ class WorkspaceIndex:
         self.ready = threading.Event()
         self.recent: list[str] = []
         """Keys of definitions whose source changed since the index was built, newest last."""
+        self.on_change: Callable[[], object] | None = None
+        """Called (in the updating thread) after ``update`` or ``remove`` changed the index."""
 
     # -- reading ---------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -141,6 +143,11 @@ class WorkspaceIndex:
                 if len(found) == k:
                     break
             return found
+
+    def bm25_scores(self, text: str) -> dict[str, float]:
+        """BM25 score of every definition sharing a term with ``text``, by key."""
+        with self._lock:
+            return self._bm25.scores_by_id(code_tokens(text))
 
     def symbols(self) -> list[Symbol]:
         with self._lock:
@@ -212,6 +219,8 @@ class WorkspaceIndex:
         rel = self.relpath(path)
         if rel is not None and len(data) <= self.limits.max_file_bytes and path.suffix == ".py":
             self._put(rel, data, None, recent=True)
+            if self.on_change is not None:
+                self.on_change()
 
     def remove(self, path: Path) -> None:
         rel = self.relpath(path)
@@ -219,6 +228,8 @@ class WorkspaceIndex:
             return
         with self._lock:
             self._drop(rel)
+        if self.on_change is not None:
+            self.on_change()
 
     def _put(self, rel: str, data: bytes, cached: _File | None, recent: bool) -> None:
         digest = hashlib.sha1(data).hexdigest()

@@ -1,0 +1,1 @@
+"""Code retrieval: docstring query -> code, NBoW and bi-GRU dual encoders (CodeSearchNet baselines)."""
