@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--model", help="model package directory or catalog name (default: the embedded default model)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--steps", type=int, default=0,
+                   help="refinement steps for diffusion packages (default: the package's; fewer is faster)")
     g.add_argument("--workspace-context", default="off", choices=["off", "definitions", "retrieval", "all"],
                    help="add code from the workspace to prompts (see the workspaceContext setting)")
     g.add_argument("--retriever", metavar="PKG", help="a retriever package to combine with BM25 (docs/retrieval.md)")

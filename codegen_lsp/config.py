@@ -45,6 +45,9 @@ class Settings:
     """Most MiB of KV state the prefix cache keeps for re-requests while typing (0..8192; 0 = off)."""
     result_cache_mb: int = 64
     """Most MiB of document snapshots the per-version result cache may pin (1..4096)."""
+    steps: int = 0
+    """Refinement steps for iterative model kinds (diffusion): fewer is faster and rougher
+    (docs/codefusion.md); 0 = the package's default (0..1000)."""
     workspace_context: str = "off"
     """Code from the rest of the workspace in the prompt: ``off``, ``definitions`` (of the names the
     function's signature, docstring and the file's imports mention), ``retrieval`` (the most similar
@@ -68,7 +71,7 @@ class Settings:
     @property
     def engine_key(self) -> tuple[object, ...]:
         """The settings the loaded engine depends on: a change means loading again."""
-        return (self.model_path, self.device, self.variant, self.prefix_cache_mb)
+        return (self.model_path, self.device, self.variant, self.prefix_cache_mb, self.steps)
 
     def validated(self) -> tuple[Settings, list[str]]:
         """Return a copy with out-of-range values replaced by defaults, and one warning per fix."""
@@ -90,6 +93,7 @@ class Settings:
         fix("log_level", out.log_level.lower() in ("debug", "info", "warning", "error"))
         fix("prefix_cache_mb", 0 <= out.prefix_cache_mb <= 8192)
         fix("result_cache_mb", 1 <= out.result_cache_mb <= 4096)
+        fix("steps", 0 <= out.steps <= 1000)
         fix("workspace_context", out.workspace_context in CONTEXT_MODES)
         fix("context_share", 0.0 <= out.context_share <= 0.8)
         fix("context_items", 1 <= out.context_items <= 16)

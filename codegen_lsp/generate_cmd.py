@@ -134,7 +134,7 @@ def run_generate(args: argparse.Namespace) -> int:
         model_path=args.model, device=args.device, candidates=max(1, args.candidates),
         max_tokens=args.max_tokens, temperature=args.temperature,
         time_budget_ms=int(min(max(args.time_budget, 0.1), 60.0) * 1000),
-        workspace_context=args.workspace_context,
+        workspace_context=args.workspace_context, steps=max(0, args.steps),
     )
     generator = None if args.dry_run else BodyGenerator(settings)
     if generator is not None:

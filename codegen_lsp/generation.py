@@ -156,9 +156,11 @@ class BodyGenerator:
         t0 = time.perf_counter()
         try:
             engine = load_engine(path, device=settings.device, variant=settings.variant,
-                                 prefix_cache_bytes=settings.prefix_cache_mb << 20)
+                                 prefix_cache_bytes=settings.prefix_cache_mb << 20, steps=settings.steps or None)
         except ModelPackageError as exc:
             return None, f"{exc}; or point codegenLsp.modelPath at another package"
+        except ValueError as exc:  # a setting the package cannot take (e.g. more steps than it has)
+            return None, f"model package {path}: {exc}"
         except Exception as exc:  # a broken graph surfaces as an ORT error: report, never crash
             return None, f"model package {path} could not be loaded: {type(exc).__name__}: {exc}"
         info = engine.info

@@ -19,8 +19,9 @@ class GenerationConfig:
     max_new_tokens: int = 128
     """Upper bound on generated tokens per candidate (finish_reason ``length``)."""
     num_candidates: int = 1
-    """Candidates decoded together as one batch after a single prefill. The first is always greedy;
-    with ``temperature`` 0 all would be identical, so only one is decoded."""
+    """Candidates decoded together as one batch after a single prefill. Autoregressive kinds: the
+    first is always greedy, and with ``temperature`` 0 all would be identical, so only one is decoded.
+    Diffusion: one noise seed per candidate, always all of them."""
     temperature: float = 0.0
     """0 = greedy (argmax); > 0 samples from softmax(logits / temperature)."""
     top_p: float = 1.0

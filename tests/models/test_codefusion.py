@@ -218,6 +218,22 @@ def test_serves_through_body_generator(tiny: tuple[Path, Path]) -> None:
     assert gen.engine is not None and gen.engine.manifest.kind == "diffusion"
 
 
+def test_the_steps_setting_reaches_the_engine_and_a_bad_one_is_refused(tiny: tuple[Path, Path]) -> None:
+    from dataclasses import replace
+
+    from codegen_lsp.config import Settings
+    from codegen_lsp.generation import BodyGenerator, ModelUnavailable
+
+    settings, _ = Settings(model_path=str(tiny[1]), device="cpu", steps=3).validated()
+    gen = BodyGenerator(settings)
+    assert gen.ensure_engine().info["steps"] == 3
+    gen.reset(replace(settings, steps=0))  # a changed setting loads again, with the package default
+    assert gen.ensure_engine().info["steps"] != 3
+    gen.reset(replace(settings, steps=1000))  # more than the package's T
+    with pytest.raises(ModelUnavailable, match="steps must be in 1..100"):
+        gen.ensure_engine()
+
+
 def test_unknown_things_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     with pytest.raises(KeyError):
         named("huge")
