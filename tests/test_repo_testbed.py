@@ -12,7 +12,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
-import os
 import tarfile
 from pathlib import Path
 
@@ -171,13 +170,8 @@ def test_offline_run_validates_the_stand_ins_and_the_model_path(tmp_path: Path,
 
 @pytest.mark.slow  # ~2.5 s with the sdists cached; the first run downloads them (~20 s, toolz builds metadata)
 def test_smoke_toolz_and_boltons_three_holes() -> None:
-    try:
-        for project in rt.PROJECTS.values():
-            rt.fetch_sdist(project)
-    except rt.DownloadError as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no PyPI here to fetch the pinned sdists: {exc}")
+    for project in rt.PROJECTS.values():  # needs PyPI once (CI has it); a failed download fails the test
+        rt.fetch_sdist(project)
     report = rt.run(["toolz", "boltons"], holes={"toolz": 2, "boltons": 1}, stand_ins=["original", "pass"],
                     log=lambda line: None)
     rows = {(r["project"], r["stand_in"]): r for r in report["summary"]}
