@@ -383,6 +383,8 @@ class ModelOptions:
     candidates: int = 1
     timeout: float = 300.0
     show_tests: bool = False  # leave the project's test directories in the workspace while generating
+    context_share: float | None = None  # codegen-lsp generate --context-share (None: the CLI's default)
+    context_items: int | None = None
 
 
 def generate(path: Path, function: str, context: str, opts: ModelOptions, cwd: Path) -> tuple[int, str, float]:
@@ -393,6 +395,10 @@ def generate(path: Path, function: str, context: str, opts: ModelOptions, cwd: P
         cmd += ["--model", opts.model]
     if context != "off":
         cmd += ["--workspace-context", context, "--workspace", str(cwd)]
+        if opts.context_share is not None:
+            cmd += ["--context-share", str(opts.context_share)]
+        if opts.context_items is not None:
+            cmd += ["--context-items", str(opts.context_items)]
     start = time.perf_counter()
     try:
         res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=opts.timeout,
@@ -599,6 +605,7 @@ def run(projects: list[str], holes: int | dict[str, int] | None = None, seed: in
             "pytest": _pytest_version(), "seed": seed, "holes_per_project": holes, "skip": skip,
             "stand_ins": stand_ins,
             "contexts": contexts if "model" in stand_ins else [], "model": opts.model,
+            "context_share": opts.context_share, "context_items": opts.context_items,
             "time_budget_s": opts.time_budget, "candidates": opts.candidates, "test_timeout_s": test_timeout,
             "tests_in_workspace_while_generating": opts.show_tests,
             "network_isolation": (" ".join(isolation[: isolation.index("--")]) + " (own network namespace)"
@@ -692,6 +699,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-budget", type=float, default=60.0,
                     help="codegen-lsp generate --time-budget (default 60, the CLI's own)")
     ap.add_argument("--candidates", type=int, default=1, help="codegen-lsp generate --candidates")
+    ap.add_argument("--context-share", type=float, default=None, help="codegen-lsp generate --context-share")
+    ap.add_argument("--context-items", type=int, default=None, help="codegen-lsp generate --context-items")
     ap.add_argument("--show-tests", action="store_true",
                     help="leave the project's tests in the workspace while generating (default: moved out)")
     ap.add_argument("--test-timeout", type=float, default=120.0, help="seconds per pytest run")
@@ -701,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up (restore, temp dir) on kill
     opts = ModelOptions(model=args.model, time_budget=args.time_budget, candidates=args.candidates,
-                        show_tests=args.show_tests)
+                        show_tests=args.show_tests, context_share=args.context_share,
+                        context_items=args.context_items)
     try:
         report = run(args.projects, args.holes, args.seed, args.skip, args.stand_in, args.context, opts,
                      args.test_timeout, args.json, not args.no_isolation, args.keep)

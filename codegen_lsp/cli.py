@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="refinement steps for diffusion packages (default: the package's; fewer is faster)")
     g.add_argument("--workspace-context", default="off", choices=["off", "definitions", "retrieval", "all"],
                    help="add code from the workspace to prompts (see the workspaceContext setting)")
+    g.add_argument("--context-share", type=float, default=None, metavar="F",
+                   help="share of the prompt budget workspace context may take (the contextShare setting)")
+    g.add_argument("--context-items", type=int, default=None, metavar="N",
+                   help="most retrieved definitions in a prompt (the contextItems setting)")
     g.add_argument("--retriever", metavar="PKG", help="a retriever package to combine with BM25 (docs/retrieval.md)")
     g.add_argument("--workspace", metavar="DIR",
                    help="the workspace root to index (default: the git root above the first PATH, else its folder)")

@@ -136,6 +136,13 @@ def run_generate(args: argparse.Namespace) -> int:
         time_budget_ms=int(min(max(args.time_budget, 0.1), 60.0) * 1000),
         workspace_context=args.workspace_context, steps=max(0, args.steps),
     )
+    if args.context_share is not None:
+        settings.context_share = args.context_share
+    if args.context_items is not None:
+        settings.context_items = args.context_items
+    settings, warnings = settings.validated()
+    for warning in warnings:
+        log.warning("%s", warning.replace("setting ", "option ", 1))
     generator = None if args.dry_run else BodyGenerator(settings)
     if generator is not None:
         try:

@@ -115,3 +115,24 @@ def test_generate_json_says_what_went_into_the_prompt(tmp_path: Path) -> None:
     site = json.loads(out.stdout.splitlines()[0])
     assert site["context"] == ["definition:shop/money.py::parse_amount", "definition:shop/money.py::Money"]
     assert site["body"] == "    return items[0]"
+
+
+def test_generate_context_share_and_items_options_bound_the_context(tmp_path: Path) -> None:
+    root = _workspace(tmp_path / "ws")
+    (root / ".git").mkdir()
+    pkg = build_scripted_package(tmp_path / "pkg", [Rule("# file: shop/main.py\n" + MAIN[:MAIN.index("\n    pass")],
+                                                          ["\n    return items[0]"])])
+
+    def contexts(*extra: str) -> tuple[list[str], str]:
+        out = subprocess.run([sys.executable, "-m", "codegen_lsp", "generate", str(root / "shop" / "main.py"),
+                              "--json", "--model", str(pkg), "--workspace-context", "definitions", *extra],
+                             capture_output=True, text=True, timeout=300,
+                             env={"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"})
+        assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+        return json.loads(out.stdout.splitlines()[0])["context"], out.stderr
+
+    assert contexts("--context-share", "0")[0] == []  # no share of the budget: nothing from the workspace
+    full, _ = contexts("--context-share", "0.8")
+    assert len(full) == 2
+    fixed, err = contexts("--context-share", "3")  # out of range: the default, with one line saying so
+    assert fixed == full and "contextShare=3.0 is invalid" in err
