@@ -80,6 +80,7 @@ KINDS: dict[str, str] = {
     "char-rnn": "codegen_lsp.engine.char_rnn:CharRNNEngine",
     "diffusion": "codegen_lsp.engine.diffusion:DiffusionEngine",
     "retriever": "codegen_lsp.engine.retriever:RetrieverEngine",
+    "tree-decoder": "codegen_lsp.engine.treedec:TreeDecoderEngine",
 }
 """Manifest ``kind`` -> ``module:class`` of its engine. A class's ``role`` (default ``generator``)
 says what it is for: ``load_engine`` takes generators, ``load_retriever`` retrievers."""
