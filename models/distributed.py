@@ -64,6 +64,22 @@ class Dist:
         tdist.all_reduce(t)
         return (t / self.world).tolist()
 
+    def sum(self, values: list[float]) -> list[float]:
+        """Each value summed over the processes (counts and summed losses of uneven slices)."""
+        if self.world == 1:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        tdist.all_reduce(t)
+        return t.tolist()
+
+    def share(self, obj: T) -> T:
+        """Rank 0's ``obj`` on every rank (data prepared once, e.g. a trained tokenizer)."""
+        if self.world == 1:
+            return obj
+        box = [obj if self.main else None]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]  # type: ignore[return-value]
+
     def agree(self, flag: bool) -> bool:
         """Rank 0's ``flag`` on every rank (stop decisions that depend on a clock must not diverge)."""
         if self.world == 1:

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from codegen_lsp.engine.treedec.grammar import ORDERS, Grammar
 from codegen_lsp.engine.treedec.prompt import function_site
+from models.distributed import Dist, init
 from models.evaluate.pairs import sample_pairs
 from models.treedec.asdl import grammar_spec
 from models.treedec.config import NamedConfig, TrainConfig
@@ -139,24 +141,55 @@ def aligned(out: tuple[torch.Tensor, ...], index: torch.Tensor) -> tuple[torch.T
     return tuple(x.gather(1, index[..., None].expand(-1, -1, x.shape[-1])) for x in out)
 
 
-def batch_loss(models: dict[str, TreeDecoder], batch: dict[str, Any], kl_weight: float) -> tuple[torch.Tensor, dict[str, float]]:
-    n = batch[next(iter(models))]["valid"].sum().clamp(min=1)
+def batch_loss(models: dict[str, TreeDecoder], batch: dict[str, Any], kl_weight: float,
+               norm: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """The batch's summed loss divided by ``norm`` (default: its number of actions), and the raw sums
+    behind it (:func:`rates` turns them into per-action figures; processes add them up first)."""
+    n = batch[next(iter(models))]["valid"].sum()
     outs = {order: outputs(m, batch, order) for order, m in models.items()}
-    parts: dict[str, float] = {}
-    total = torch.zeros(())
+    sums: dict[str, float] = {"actions": float(n)}
+    summed = torch.zeros((), device=n.device)
     for order in models:
         loss, right = nll(outs[order], batch[order])
-        total = total + loss / n
-        parts[f"{order}_nll"] = loss.item() / n.item()
-        rules = ((batch[order]["token"] < 0) & batch[order]["valid"]).sum().clamp(min=1)
-        parts[f"{order}_rule_acc"] = right.item() / rules.item()
+        summed = summed + loss
+        sums[f"{order}_nll"] = loss.item()
+        sums[f"{order}_right"] = float(right)
+        sums[f"{order}_rules"] = float(((batch[order]["token"] < 0) & batch[order]["valid"]).sum())
     if len(models) == 2:
         bfs_at_pre = aligned(outs["bfs"], batch["pre_to_bfs"])
         o = batch["preorder"]
-        kl_pre, kl_bfs = kl(bfs_at_pre, outs["preorder"], o) / n, kl(outs["preorder"], bfs_at_pre, o) / n
-        total = total + kl_weight * (kl_pre + kl_bfs)
-        parts["kl_preorder"], parts["kl_bfs"] = kl_pre.item(), kl_bfs.item()
-    return total, parts
+        kl_pre, kl_bfs = kl(bfs_at_pre, outs["preorder"], o), kl(outs["preorder"], bfs_at_pre, o)
+        summed = summed + kl_weight * (kl_pre + kl_bfs)
+        sums["kl_preorder"], sums["kl_bfs"] = kl_pre.item(), kl_bfs.item()
+    return summed / (norm if norm is not None else n.clamp(min=1)), sums
+
+
+def rates(sums: dict[str, float]) -> dict[str, float]:
+    """Per-action NLL and KL, and the share of rule steps predicted right, from :func:`batch_loss`'s sums."""
+    n = max(sums["actions"], 1.0)
+    out: dict[str, float] = {}
+    for key, v in sums.items():
+        if key.endswith("_nll") or key.startswith("kl_"):
+            out[key] = v / n
+        elif key.endswith("_right"):
+            order = key[: -len("_right")]
+            out[f"{order}_rule_acc"] = v / max(sums[f"{order}_rules"], 1.0)
+    return out
+
+
+class StepLoss(nn.Module):
+    """The peers' loss as one forward, so DistributedDataParallel sees every parameter use."""
+
+    def __init__(self, models: dict[str, TreeDecoder]) -> None:
+        super().__init__()
+        self.peers = nn.ModuleDict(models)
+
+    def forward(self, batch: dict[str, Any], kl_weight: float, norm: float) -> tuple[torch.Tensor, dict[str, float]]:
+        return batch_loss(dict(self.peers.items()), batch, kl_weight, norm)  # type: ignore[arg-type]
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: to_device(v, device) if isinstance(v, dict) else v.to(device) for k, v in batch.items()}
 
 
 def batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
@@ -175,18 +208,19 @@ def batches(examples: list[Example], size: int, rng: random.Random) -> list[list
 def evaluate(models: dict[str, TreeDecoder], valid: list[Example], vocab: Vocab, cfg: TrainConfig) -> dict[str, float]:
     for m in models.values():
         m.eval()
-    sums: dict[str, float] = {}
+    totals: dict[str, float] = {}
     n = 0
     orders = tuple(models)
+    device = next(next(iter(models.values())).parameters()).device
     for k in range(0, len(valid), cfg.batch_size):
         chunk = valid[k:k + cfg.batch_size]
-        _, parts = batch_loss(models, collate(chunk, vocab, orders), 0.0)
-        for key, v in parts.items():
-            sums[key] = sums.get(key, 0.0) + v * len(chunk)
+        _, sums = batch_loss(models, to_device(collate(chunk, vocab, orders), device), 0.0)
+        for key, v in rates(sums).items():
+            totals[key] = totals.get(key, 0.0) + v * len(chunk)
         n += len(chunk)
     for m in models.values():
         m.train()
-    return {f"valid_{k}": round(v / max(n, 1), 4) for k, v in sums.items()}
+    return {f"valid_{k}": round(v / max(n, 1), 4) for k, v in totals.items()}
 
 
 def save(out: Path, data: dict[str, Any], models: dict[str, TreeDecoder], opt: torch.optim.Optimizer,
@@ -213,22 +247,29 @@ def load_models(ckpt_dir: Path) -> tuple[dict[str, TreeDecoder], dict[str, Any]]
 
 
 def train(corpus: Path, out: Path, named: NamedConfig, name: str, mode: str, max_minutes: float | None = None,
-          data_cache: Path | None = None, log: Any = None) -> dict[str, Any]:
-    """Train (or resume from ``out``); returns the state (steps, seconds, history)."""
+          data_cache: Path | None = None, log: Any = None, dist: Dist | None = None) -> dict[str, Any]:
+    """Train (or resume from ``out``); returns the state (steps, seconds, history). Under torchrun /
+    accelerate launch each process trains on its share of every batch (``models/distributed.py``):
+    rank 0 prepares the data, logs, evaluates and saves."""
     if mode not in MODES:
         raise ValueError(f"--order must be one of {MODES}, got {mode!r}")
-    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    dist = dist or init()
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    log = say if dist.main else (lambda msg: None)
     cfg = named.train
     t_start = time.monotonic()
     torch.manual_seed(cfg.seed)
-    if data_cache is not None and data_cache.exists():
+    data: dict[str, Any] | None = None
+    if dist.main and data_cache is not None and data_cache.exists():
         with open(data_cache, "rb") as fh:
             data = pickle.load(fh)
-    else:
+    elif dist.main:
         data = prepare(corpus, cfg, log)
         if data_cache is not None:
             with open(data_cache, "wb") as fh:
                 pickle.dump(data, fh)
+    data = dist.share(data)
+    assert data is not None
     grammar = Grammar(data["grammar"])
     vocab = Vocab(grammar, data["tokens"])
     from tokenizers import Tokenizer
@@ -240,16 +281,19 @@ def train(corpus: Path, out: Path, named: NamedConfig, name: str, mode: str, max
     orders = ORDERS if mode == "mutual" else (mode,)
     models = {o: TreeDecoder(mcfg) for o in orders}
     params = [p for m in models.values() for p in m.parameters()]
-    opt = torch.optim.Adam(params, lr=cfg.lr)
     state: dict[str, Any] = {"steps": 0, "seconds": 0.0, "epochs": 0, "history": []}
     if (out / CKPT).exists():
         ckpt = torch.load(out / CKPT, map_location="cpu", weights_only=False)
         for o, m in models.items():
             m.load_state_dict(ckpt["models"][o])
-        opt.load_state_dict(ckpt["optimizer"])
         state = ckpt["state"]
         log(f"resumed at step {state['steps']}")
-    log(f"{name} {mode}: {sum(count_parameters(m) for m in models.values())} parameters, {len(data['train'])} pairs")
+    step_loss = dist.wrap(StepLoss(models))  # on the process's device
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    if (out / CKPT).exists():
+        opt.load_state_dict(ckpt["optimizer"])
+    log(f"{name} {mode}: {sum(count_parameters(m) for m in models.values())} parameters, {len(data['train'])} pairs, "
+        f"{dist.world} process(es)")
     rng = random.Random(cfg.seed + state["epochs"])
     budget = max_minutes * 60 if max_minutes is not None else None
     last_save, run_n = time.monotonic(), 0
@@ -258,17 +302,22 @@ def train(corpus: Path, out: Path, named: NamedConfig, name: str, mode: str, max
         m.train()
     while state["steps"] < cfg.max_steps and (budget is None or state["seconds"] < budget):
         for chunk in batches(data["train"], cfg.batch_size, rng):
-            if state["steps"] >= cfg.max_steps or (budget is not None and state["seconds"] >= budget):
+            if state["steps"] >= cfg.max_steps or dist.agree(budget is not None and state["seconds"] >= budget):
                 break
+            if len(chunk) < dist.world:
+                continue  # every process needs an example
             t0 = time.monotonic()
-            loss, parts = batch_loss(models, collate(chunk, vocab, orders), cfg.kl_weight)
+            batch = to_device(collate(chunk[dist.rank::dist.world], vocab, orders), dist.device)
+            # Normalised by the actions of the whole batch, so the processes' averaged gradients are its gradient.
+            actions = dist.sum([float(batch[orders[0]]["valid"].sum())])[0]
+            loss, sums = step_loss(batch, cfg.kl_weight, max(actions, 1.0) / dist.world)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             state["steps"] += 1
             state["seconds"] += time.monotonic() - t0
-            for k, v in parts.items():
+            for k, v in rates(dict(zip(sums, dist.sum(list(sums.values())), strict=True))).items():
                 run[k] = run.get(k, 0.0) + v
             run_n += 1
             if state["steps"] % cfg.log_every == 0:
@@ -277,20 +326,22 @@ def train(corpus: Path, out: Path, named: NamedConfig, name: str, mode: str, max
                 state["history"].append(entry)
                 log(json.dumps(entry))
                 run, run_n = {}, 0
-            if data["valid"] and state["steps"] % cfg.eval_every == 0:
+            if dist.main and data["valid"] and state["steps"] % cfg.eval_every == 0:
                 entry = {"step": state["steps"], **evaluate(models, data["valid"], vocab, cfg)}
                 state["history"].append(entry)
                 log(json.dumps(entry))
-            if time.monotonic() - last_save > cfg.checkpoint_seconds:
+            if dist.main and time.monotonic() - last_save > cfg.checkpoint_seconds:
                 save(out, data, models, opt, named, name, mode, state)
                 last_save = time.monotonic()
         else:
             state["epochs"] += 1
-    if data["valid"]:
+    if dist.main and data["valid"]:
         entry = {"step": state["steps"], "final": True, **evaluate(models, data["valid"], vocab, cfg)}
         state["history"].append(entry)
         log(json.dumps(entry))
-    save(out, data, models, opt, named, name, mode, state)
+    if dist.main:
+        save(out, data, models, opt, named, name, mode, state)
+    dist.barrier()
     log(f"done: {state['steps']} steps, {state['seconds']:.0f} s of steps, {time.monotonic() - t_start:.0f} s wall")
     return state
 

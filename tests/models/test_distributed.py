@@ -1,4 +1,5 @@
-"""Data-parallel training: two CPU processes (torchrun, gloo) follow the single-process run.
+"""Data-parallel training: two CPU processes (torchrun, gloo) follow the single-process run, for the
+CodeFusion trainer and the tree decoder's (mutual learning: both peers in one DDP module).
 
 Each process draws the same global batch and trains on half of it; DistributedDataParallel averages the
 gradients. With the same seed, data order and global batch, the logged losses after every few steps must
@@ -17,6 +18,7 @@ import pytest
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
+    ('def sub(a, b):\n    """Return a minus b, as a number."""', "\n    diff = a - b\n    if diff < 0:\n        return 0\n    return diff"),
     ('def first(items):\n    """Return the first item or None."""', "\n    for item in items:\n        return item\n    return None"),
     ('def mul(a, b):\n    """Return the product of a and b."""', "\n    prod = a * b\n    return prod"),
 ]
@@ -29,29 +31,38 @@ def _corpus(root: Path) -> Path:
         with open(corpus / f"{split}.jsonl", "w") as fh:
             for i in range(n):
                 p, t = FUNCS[i % len(FUNCS)]
-                fh.write(json.dumps({"package": "fixture", "prompt": p, "target": t}) + "\n")
+                fh.write(json.dumps({"package": "fixture", "name": "f", "prompt": p, "target": t}) + "\n")
     return corpus
 
 
-def _train(corpus: Path, out: Path, processes: int) -> list[dict[str, float]]:
+TRAINERS = {
+    "codefusion": (["models.codefusion", "train", "--config", "tiny"], ("loss", "eps", "dec", "ce")),
+    "treedec": (["models.treedec", "train", "--config", "tiny", "--order", "mutual"],
+                ("preorder_nll", "bfs_nll", "kl_preorder", "kl_bfs", "preorder_rule_acc")),
+}
+
+
+def _train(trainer: str, corpus: Path, out: Path, processes: int) -> list[dict[str, float]]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    launch = [sys.executable, "-m", "models.codefusion"] if processes == 1 else [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-        "-m", "models.codefusion"]
-    res = subprocess.run([*launch, "train", "--corpus", str(corpus), "--out", str(out), "--config", "tiny"],
+    module, *args = TRAINERS[trainer][0]
+    launch = [sys.executable, "-m", module] if processes == 1 else [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", "-m", module]
+    res = subprocess.run([*launch, *args, "--corpus", str(corpus), "--out", str(out)],
                          capture_output=True, text=True, timeout=600, env=env)
     assert res.returncode == 0, res.stderr[-3000:]
     history = json.loads((out / "history.json").read_text())
-    return [h for h in history if "loss" in h]  # the training entries (not the held-out evaluations)
+    key = TRAINERS[trainer][1][0]
+    return [h for h in history if key in h]  # the training entries (not the held-out evaluations)
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("trainer", list(TRAINERS))
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(trainer: str, tmp_path: Path) -> None:
     corpus = _corpus(tmp_path)
-    one = _train(corpus, tmp_path / "one", 1)
-    two = _train(corpus, tmp_path / "two", 2)
-    assert [h["step"] for h in one] == [h["step"] for h in two] and len(one) >= 6
+    one = _train(trainer, corpus, tmp_path / "one", 1)
+    two = _train(trainer, corpus, tmp_path / "two", 2)
+    assert [h["step"] for h in one] == [h["step"] for h in two] and len(one) >= 4
     for a, b in zip(one, two, strict=True):
-        for key in ("loss", "eps", "dec", "ce"):
+        for key in TRAINERS[trainer][1]:
             assert b[key] == pytest.approx(a[key], rel=2e-3, abs=2e-4), (a["step"], key, a[key], b[key])
     assert (tmp_path / "two" / "ckpt.pt").exists()  # rank 0 wrote the checkpoint
