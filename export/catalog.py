@@ -218,10 +218,10 @@ def up_to_date(r: Recipe, target: Path) -> Manifest | None:
     if m.provenance.source_sha256 != r.gguf_sha256 or m.extra.get("recipe") != r.version:
         return None
     if r.adapter:
-        from .smollm2 import ADAPTER_PINS
+        from .smollm2 import ADAPTER_WEIGHTS_PIN
 
         finetune = m.extra.get("finetune")
-        if not isinstance(finetune, dict) or finetune.get("adapter_sha256") != ADAPTER_PINS["adapter.safetensors"]:
+        if not isinstance(finetune, dict) or finetune.get("adapter_sha256") != ADAPTER_WEIGHTS_PIN:
             return None
     return m
 

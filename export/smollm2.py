@@ -1,4 +1,4 @@
-"""The SmolLM2-135M catalog entry's fine-tune: the committed LoRA adapter (hash-pinned, trained on
+"""The SmolLM2-135M catalog entry's fine-tune: the committed PEFT LoRA adapter (hash-pinned, trained on
 exactly the pinned Q4_1 GGUF; ``docs/training.md``), checked and merged into the fp32 weights before
 the fused build. The rest of the recipe is ordinary (``export/catalog.py``)."""
 
@@ -16,10 +16,13 @@ GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 ADAPTER_DIR = Path(__file__).resolve().parents[1] / "models" / "artifacts" / "smollm2-135m-lora-r8"
 ADAPTER_REL = "models/artifacts/smollm2-135m-lora-r8"
 ADAPTER_PINS = {
-    "adapter.safetensors": "e75fc5f49458c4f4daf8ef3167980a8b04074e372693d7613e40b4097c3c0eab",
-    "adapter.json": "2dfa8465b62c0ebdaeb587ff160f99181977a8482c7fc20811cc20032c643dba",
+    "adapter_model.safetensors": "3f4f751860738794e42b37a267a92d7edab93408f8fdb00b5120b37d40263297",
+    "adapter_config.json": "b5ea572cf896df3517412adb80a418168934fead7c4dbe9559bd076fac9711c5",
+    "training.json": "8b74a6a7fcea89e7abcdf66044d4cf0ea6856a7676e791779d9cd77d2703dec6",
 }
-"""sha256 of the committed fine-tune (LoRA r=8 on attention, 100 steps); a different file is refused."""
+"""sha256 of the committed fine-tune (PEFT LoRA r=8 on attention, 100 steps); a different file is refused.
+Converted in issue 15 from the pre-PEFT files (same fp16 values): the merged weights' digest is unchanged."""
+ADAPTER_WEIGHTS_PIN = ADAPTER_PINS["adapter_model.safetensors"]
 
 
 class AdapterMismatch(ExportError):
@@ -48,12 +51,14 @@ def merge_adapter(model: Any, adapter_dir: Path = ADAPTER_DIR) -> dict[str, Any]
         cfg, layers = merge_saved_adapter(model, adapter_dir, GGUF_SHA256)
     except AdapterBaseMismatch as exc:
         raise AdapterMismatch(str(exc)) from exc
-    header = json.loads((adapter_dir / "adapter.json").read_text(encoding="utf-8"))
+    header = json.loads((adapter_dir / "training.json").read_text(encoding="utf-8"))
     return {
         "method": "LoRA",
         "adapter": ADAPTER_REL,
-        "adapter_sha256": ADAPTER_PINS["adapter.safetensors"],
-        "adapter_json_sha256": ADAPTER_PINS["adapter.json"],
+        "format": "peft",
+        "adapter_sha256": ADAPTER_WEIGHTS_PIN,
+        "adapter_json_sha256": ADAPTER_PINS["adapter_config.json"],
+        "training_json_sha256": ADAPTER_PINS["training.json"],
         "rank": cfg.rank,
         "alpha": cfg.alpha,
         "targets": list(cfg.targets),

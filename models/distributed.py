@@ -47,6 +47,11 @@ class Dist:
         size = n // self.world
         return batch[self.rank * size:(self.rank + 1) * size].to(self.device)
 
+    def part(self, items: list[T]) -> list[T]:
+        """This rank's share of a global batch given as a list (every ``world``-th item: batches sorted
+        by length stay balanced). Uneven shares need a loss normalised by the global count."""
+        return items[self.rank::self.world]
+
     def wrap(self, module: nn.Module, find_unused: bool = False) -> nn.Module:
         """The module under DistributedDataParallel when there are several processes; itself otherwise.
         ``find_unused``: some steps leave parameters unused (a phase that skips the encoder)."""

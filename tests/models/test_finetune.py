@@ -13,7 +13,16 @@ from tokenizers import Tokenizer
 
 from codegen_lsp.engine import GenerationConfig, load_engine
 from codegen_lsp.modelpkg import load_package
-from export.lora import LoRAConfig, LoRALayer, adapter_state, inject, merge
+from export.lora import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    AdapterKeyMismatch,
+    LoRAConfig,
+    adapter_state,
+    attach,
+    load_adapter,
+    merge,
+)
 from export.tiny import build_tiny_checkpoint, build_tiny_model, tiny_tokenizer
 from models.finetune.__main__ import main
 from models.finetune.data import IGNORE, encode_pair
@@ -71,17 +80,18 @@ def test_lora_starts_at_the_base_and_merges_exactly(arch: str) -> None:
         base = model(ids).logits
     keys = set(model.state_dict())
     targets = ("q_proj", "v_proj") if arch == "llama" else ("c_attn", "attn.c_proj")
-    wrapped = inject(model, LoRAConfig(rank=4, alpha=8, targets=targets))
-    assert len(wrapped) == 4 and all(not p.requires_grad or "lora_" in n for n, p in model.named_parameters())
+    peft_model = attach(model, LoRAConfig(rank=4, alpha=8, targets=targets))
+    assert len(adapter_state(peft_model)) == 8
+    assert all(not p.requires_grad or "lora_" in n for n, p in peft_model.named_parameters())
     with torch.no_grad():
-        assert torch.equal(model(ids).logits, base)  # B starts at zero
-        for m in model.modules():
-            if isinstance(m, LoRALayer):
-                m.lora_b.normal_(0, 0.1)
-        adapted = model(ids).logits
+        assert torch.equal(peft_model(input_ids=ids).logits, base)  # B starts at zero
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+        adapted = peft_model(input_ids=ids).logits
     assert not torch.allclose(adapted, base, atol=1e-3)
-    assert merge(model) == 4
-    assert set(model.state_dict()) == keys and not adapter_state(model)
+    merged, layers = merge(peft_model)
+    assert merged is model and layers == 4 and set(model.state_dict()) == keys
     with torch.no_grad():
         torch.testing.assert_close(model(ids).logits, adapted, atol=1e-5, rtol=1e-5)
 
@@ -93,9 +103,9 @@ def test_resume_continues_exactly(tmp_path: Path, corpus: Path) -> None:
 
     def run(out: Path, stop_after: int | None = None, resume: bool = False) -> dict[str, torch.Tensor]:
         model, _ = build_tiny_model("llama")
-        train(model, tok, corpus, out, cfg, eos_ids=[1], bos=0, pad=1, resume=resume, progress=False,
-              stop_after=stop_after)
-        return adapter_state(model)
+        _, trained, _ = train(model, tok, corpus, out, cfg, eos_ids=[1], bos=0, pad=1, resume=resume,
+                              progress=False, stop_after=stop_after)
+        return adapter_state(trained)
 
     straight = run(tmp_path / "a")
     run(tmp_path / "b", stop_after=3)
@@ -124,9 +134,9 @@ def test_cli_trains_merges_and_exports(tmp_path: Path, corpus: Path, arch: str, 
     assert report["valid"][-1]["loss"] < report["valid"][0]["loss"]
     assert not (out / "merged").exists()
     if full:
-        assert not (out / "adapter.safetensors").exists()
+        assert not (out / ADAPTER_WEIGHTS).exists()
     else:
-        assert (out / "adapter.safetensors").stat().st_size < 100_000
+        assert (out / ADAPTER_WEIGHTS).stat().st_size < 100_000 and (out / ADAPTER_CONFIG).is_file()
     assert main(args) == 2  # an existing run is never overwritten without --resume
     pkg = load_package(out / "package", verify_hashes=True)
     assert pkg.manifest.architecture == arch and "fine-tuned" in pkg.manifest.provenance.notes
@@ -156,3 +166,36 @@ def test_fused_export_like_the_default_model(tmp_path: Path, corpus: Path) -> No
     assert variant.io.past_present_share_buffer and pkg.manifest.extra["finetune"]["steps"] == 3
     engine = load_engine(out / "package", device="cpu", threads=1)
     assert engine.generate(PAIRS[0][0], GenerationConfig(max_new_tokens=4)).generations
+
+
+def test_a_saved_adapter_loads_with_peft_and_refuses_foreign_keys(tmp_path: Path) -> None:
+    from peft import PeftModel
+    from safetensors.torch import load_file, save_file
+
+    from export.lora import save_adapter
+
+    model, _ = build_tiny_model("qwen2")
+    peft_model = attach(model, LoRAConfig(rank=4, alpha=8, targets=("q_proj", "v_proj")), seed=3)
+    with torch.no_grad():
+        for n, p in peft_model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    save_adapter(peft_model, tmp_path, {"base_sha256": "x"})
+    ids = torch.randint(0, 300, (1, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected = peft_model(input_ids=ids).logits
+        # The ecosystem's own loader reads the directory as is.
+        loaded = PeftModel.from_pretrained(build_tiny_model("qwen2")[0], str(tmp_path))
+        ours = load_adapter(build_tiny_model("qwen2")[0], tmp_path)[0]
+        torch.testing.assert_close(loaded(input_ids=ids).logits, ours(input_ids=ids).logits, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(loaded(input_ids=ids).logits, expected, atol=1e-2, rtol=1e-2)  # fp16 file
+    state = load_file(str(tmp_path / ADAPTER_WEIGHTS))
+    state["base_model.model.model.layers.0.mlp.up_proj.lora_A.weight"] = torch.zeros(4, 64, dtype=torch.float16)
+    save_file(state, str(tmp_path / ADAPTER_WEIGHTS))
+    with pytest.raises(AdapterKeyMismatch, match=r"0 missing .* 1 unexpected .*mlp\.up_proj"):
+        load_adapter(build_tiny_model("qwen2")[0], tmp_path)
+    del state["base_model.model.model.layers.0.mlp.up_proj.lora_A.weight"]
+    del state["base_model.model.model.layers.1.self_attn.v_proj.lora_B.weight"]
+    save_file(state, str(tmp_path / ADAPTER_WEIGHTS))
+    with pytest.raises(AdapterKeyMismatch, match=r"1 missing .*layers\.1\.self_attn\.v_proj"):
+        load_adapter(build_tiny_model("qwen2")[0], tmp_path)
