@@ -1,4 +1,4 @@
-"""`codegen-lsp` command line: serve, generate, bench, check, models."""
+"""`codegen-lsp` command line: serve, generate, bench, check, models, stats."""
 
 from __future__ import annotations
 
@@ -38,6 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--temperature", type=float, default=0.2)
     g.add_argument("--model", help="model package directory or catalog name (default: the embedded default model)")
     g.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    g.add_argument("--backend", default="local", choices=["local", "openai"],
+                   help="write bodies with the local model (default) or an OpenAI-compatible server (docs/team.md)")
+    g.add_argument("--endpoint", metavar="URL", help="the server for --backend openai, e.g. http://gpu-box:8000/v1")
+    g.add_argument("--api-key-env", metavar="NAME", help="environment variable that holds the endpoint's API key")
+    g.add_argument("--remote-model", metavar="NAME", help="model to request from the endpoint (default: its first)")
     g.add_argument("--steps", type=int, default=0,
                    help="refinement steps for diffusion packages (default: the package's; fewer is faster)")
     g.add_argument("--workspace-context", default="off", choices=["off", "definitions", "retrieval", "all"],
@@ -62,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("check", help="verify a model package (sizes and hashes) and print its manifest summary")
     c.add_argument("--model", help="model package directory")
+
+    st = sub.add_parser("stats", help="print local acceptance statistics (never sent anywhere)")
+    st.add_argument("--json", action="store_true", help="print the raw counts as JSON")
+    st.add_argument("--reset", action="store_true", help="delete the recorded statistics")
 
     from .models_cmd import add_parser
 
@@ -97,6 +106,8 @@ def _run(args: argparse.Namespace) -> int:
         return _bench(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "stats":
+        return _stats(args)
     if args.command == "models":
         from .models_cmd import run_models
 
@@ -145,6 +156,29 @@ def _bench(args: argparse.Namespace) -> int:
                     baselines=not args.no_baselines, hf_checkpoint=args.hf_checkpoint, gguf=gguf)
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from .stats import format_report, load_stats, stats_path
+
+    path = stats_path()
+    if args.reset:
+        path.unlink(missing_ok=True)
+        sys.stdout.write(f"deleted {path}\n")
+        return 0
+    try:
+        stats = load_stats(path)
+    except ValueError as exc:
+        logging.getLogger("codegen_lsp").error("%s", exc)
+        return 1
+    if args.json:
+        sys.stdout.write(json.dumps({k: asdict(v) for k, v in stats.items()}, indent=2) + "\n")
+    else:
+        sys.stdout.write(format_report(stats, path))
     return 0
 
 

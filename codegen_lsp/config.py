@@ -9,6 +9,7 @@ from typing import Any, get_type_hints
 
 _DEVICES = ("auto", "cpu", "cuda")
 CONTEXT_MODES = ("off", "definitions", "retrieval", "all")
+BACKENDS = ("local", "openai")
 
 
 @dataclass
@@ -67,11 +68,31 @@ class Settings:
     """Files larger than this are not indexed (1..65536)."""
     index_max_mb: int = 32
     """Most MiB of source the workspace index holds (1..4096)."""
+    debounce_ms: int = 250
+    """Longest an automatic inline request waits for typing to pause before generating; the wait
+    adapts to the measured typing pace (1.5 typical gaps between edits, at least 30 ms). 0 = no wait;
+    an explicitly invoked suggestion never waits (0..2000)."""
+    backend: str = "local"
+    """``local`` (the model package runs in the server) or ``openai``: an OpenAI-compatible
+    completions server at ``endpoint`` writes the bodies (vLLM, llama.cpp's server; docs/team.md).
+    Prompts, grammar checks, stops and ranking stay in the server either way."""
+    endpoint: str | None = None
+    """Base URL of the server for ``backend: openai``, e.g. ``http://gpu-box:8000/v1``; the only host
+    the language server ever connects to. No credentials in the URL: see ``apiKeyEnv``."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the endpoint's API key (sent as a bearer token). The
+    key itself is never put in settings, messages or logs."""
+    remote_model: str | None = None
+    """Model name to request from the endpoint; default: the first one it lists."""
+    local_fallback: bool = True
+    """With ``backend: openai``: when the endpoint cannot be reached, use the local model package
+    (``modelPath``) if it is installed."""
 
     @property
     def engine_key(self) -> tuple[object, ...]:
         """The settings the loaded engine depends on: a change means loading again."""
-        return (self.model_path, self.device, self.variant, self.prefix_cache_mb, self.steps)
+        return (self.model_path, self.device, self.variant, self.prefix_cache_mb, self.steps,
+                self.backend, self.endpoint, self.api_key_env, self.remote_model, self.local_fallback)
 
     def validated(self) -> tuple[Settings, list[str]]:
         """Return a copy with out-of-range values replaced by defaults, and one warning per fix."""
@@ -100,7 +121,37 @@ class Settings:
         fix("index_max_files", 100 <= out.index_max_files <= 1_000_000)
         fix("index_max_file_kb", 1 <= out.index_max_file_kb <= 65536)
         fix("index_max_mb", 1 <= out.index_max_mb <= 4096)
+        fix("debounce_ms", 0 <= out.debounce_ms <= 2000)
+        warnings += _validate_remote(out)
         return out, warnings
+
+
+def _validate_remote(out: Settings) -> list[str]:
+    """The remote backend's settings, fixed in place. Messages never echo ``endpoint`` or
+    ``apiKeyEnv``: a user may have pasted a URL with a password, or the key itself, there."""
+    from .remote.client import Endpoint, valid_env_name
+
+    warnings: list[str] = []
+    for name in ("endpoint", "api_key_env", "remote_model"):  # an editor's empty text field means unset
+        if getattr(out, name) is not None and not getattr(out, name).strip():
+            setattr(out, name, None)
+    if out.backend not in BACKENDS:
+        warnings.append(f"setting backend={out.backend!r} is invalid (use {' or '.join(BACKENDS)}); using 'local'")
+        out.backend = "local"
+    if out.endpoint is not None:
+        try:
+            Endpoint.parse(out.endpoint)
+        except ValueError as exc:
+            warnings.append(f"setting endpoint {exc}; ignored")
+            out.endpoint = None
+    if out.api_key_env is not None and not valid_env_name(out.api_key_env):
+        warnings.append("setting apiKeyEnv must be the NAME of an environment variable (letters, digits, _), "
+                        "not the key; ignored")
+        out.api_key_env = None
+    if out.backend == "openai" and out.endpoint is None:
+        warnings.append("setting backend='openai' needs an endpoint (e.g. http://gpu-box:8000/v1); using 'local'")
+        out.backend = "local"
+    return warnings
 
 
 def _camel(name: str) -> str:

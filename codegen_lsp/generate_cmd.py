@@ -135,7 +135,17 @@ def run_generate(args: argparse.Namespace) -> int:
         max_tokens=args.max_tokens, temperature=args.temperature,
         time_budget_ms=int(min(max(args.time_budget, 0.1), 60.0) * 1000),
         workspace_context=args.workspace_context, steps=max(0, args.steps),
+        backend=args.backend, endpoint=args.endpoint, api_key_env=args.api_key_env, remote_model=args.remote_model,
     )
+    if args.backend == "openai" or args.endpoint:
+        settings, problems = settings.validated()
+        if problems:
+            problem = problems[0].rsplit("; ", 1)[0]  # the CLI stops instead of ignoring or falling back
+            for setting, flag in (("setting apiKeyEnv", "--api-key-env"), ("in apiKeyEnv", "in --api-key-env"),
+                                  ("setting ", "--")):
+                problem = problem.replace(setting, flag)
+            log.error("%s", problem)
+            return 1
     if args.context_share is not None:
         settings.context_share = args.context_share
     if args.context_items is not None:

@@ -6,6 +6,7 @@ the grammar check directly. No LSP types here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -27,11 +28,14 @@ from .analysis.sites import FunctionSite
 from .config import Settings
 from .engine import BodyModel, Cancelled, GenerationConfig, load_engine
 from .modelpkg import MANIFEST_FILE, ModelPackageError, resolve_model_dir
+from .remote.client import EndpointError
 from .workspace.context import Workspace
 
 log = logging.getLogger(__name__)
 
 _CACHE_ENTRIES = 64
+REMOTE_RETRY_S = 10.0
+"""A failed connect to a remote endpoint is remembered this long (requests answer at once), then retried."""
 
 
 @dataclass
@@ -104,6 +108,8 @@ class BodyGenerator:
         self._load_error: str | None = None
         self._error_stamp: tuple[float, int] | None = None
         """The package's manifest (mtime, size) when the load failed: a change means retry."""
+        self._error_at = 0.0
+        """When the last load failed (monotonic): a remote endpoint is tried again after REMOTE_RETRY_S."""
         self._epoch = 0
         """Bumped by every reset that changes the model: a load started before it is discarded."""
         self._state = threading.Lock()  # short critical sections only: the event loop may take it
@@ -136,7 +142,8 @@ class BodyGenerator:
                         return self._engine
                     settings, epoch = self.settings, self._epoch
                     path = resolve_model_dir(settings.model_path)
-                    if self._load_error is not None and _manifest_stamp(path) == self._error_stamp:
+                    if self._load_error is not None and _manifest_stamp(path) == self._error_stamp and not (
+                            settings.backend == "openai" and time.monotonic() - self._error_at > REMOTE_RETRY_S):
                         raise ModelUnavailable(self._load_error)
                 engine, error = self._load(path, settings)
                 with self._state:
@@ -144,14 +151,18 @@ class BodyGenerator:
                         continue  # the settings changed while loading: load what they name now
                     self._engine, self._load_error = engine, error
                     self._error_stamp = _manifest_stamp(path) if error else None
+                    self._error_at = time.monotonic()
                 if error is not None:
                     self._on_status("error", error)
                     raise ModelUnavailable(error)
                 assert engine is not None
-                self._on_status("ready", f"{engine.info.get('model')} on {engine.info.get('provider')}")
+                where = engine.info.get("endpoint") or engine.info.get("provider")
+                self._on_status("ready", f"{engine.info.get('model')} on {where}{engine.info.get('fallback', '')}")
                 return engine
 
     def _load(self, path: Path, settings: Settings) -> tuple[BodyModel | None, str | None]:
+        if settings.backend == "openai":
+            return self._load_remote(path, settings)
         self._on_status("loading", f"loading model from {path}")
         t0 = time.perf_counter()
         try:
@@ -167,6 +178,30 @@ class BodyGenerator:
         log.info("model %s loaded in %.2fs (%s, variant %s)", info.get("model"), time.perf_counter() - t0,
                  info.get("provider"), info.get("variant"))
         return engine, None
+
+    def _load_remote(self, path: Path, settings: Settings) -> tuple[BodyModel | None, str | None]:
+        """Connect to the endpoint; if it cannot be used, the local package when allowed and installed."""
+        from .remote.engine import connect
+
+        assert settings.endpoint is not None  # validated(): backend openai needs an endpoint
+        self._on_status("loading", "connecting to the remote endpoint")
+        try:
+            return connect(settings.endpoint, settings.api_key_env, settings.remote_model, path), None
+        except EndpointError as exc:
+            if not (settings.local_fallback and _manifest_stamp(path) is not None):
+                return None, f"remote backend: {exc}"
+            log.warning("remote backend: %s; using the local model %s instead", exc, path)
+            engine, error = self._load(path, dataclasses.replace(settings, backend="local"))
+            if engine is None:
+                return None, f"remote backend: {exc}; local fallback failed: {error}"
+            engine.info["fallback"] = " (remote endpoint unreachable: local fallback)"
+            return engine, None
+
+    def _drop_engine(self, engine: BodyModel) -> None:
+        """Forget ``engine`` (if still the current one) so that the next request loads again."""
+        with self._state:
+            if self._engine is engine:
+                self._engine = None
 
     def reset(self, settings: Settings, reload: bool = False) -> None:
         """New settings: drop the engine if the model, device or variant changed (or ``reload``), and
@@ -254,7 +289,13 @@ class BodyGenerator:
         text = context + prompt.text + lead
         if conv.template == "fim":
             text = f"{conv.fim_prefix}{text}{conv.fim_suffix}{suffix}{conv.fim_middle}"
-        result = engine.generate(text, self.generation_config(n), on_line=on_line, cancel=cancel)
+        try:
+            result = engine.generate(text, self.generation_config(n), on_line=on_line, cancel=cancel)
+        except EndpointError as exc:  # the shared server went away mid-session: say so, reconnect next time
+            self._drop_engine(engine)
+            message = f"remote backend: {exc}"
+            self._on_status("error", message)
+            raise ModelUnavailable(message) from None
         raw: list[tuple[str, float, str]] = [
             (lead + g.text, g.score, str(g.finish_reason)) for g in result.generations
         ]

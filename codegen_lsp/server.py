@@ -18,13 +18,15 @@ from pygls.lsp.server import LanguageServer
 from . import __version__
 from .analysis.document import Document
 from .analysis.sites import FunctionSite, find_sites, site_at
+from .analysis.triggers import TypingClock
 from .config import Settings, parse_settings
-from .features import actions, lifecycle, workspace_index
+from .features import acceptance, actions, inline, lifecycle, workspace_index
 from .features.documents import DocumentStore
-from .features.edits import completion_items, inline_items
+from .features.edits import completion_items
 from .features.protocol import StrictProtocol
 from .features.scheduler import RequestScheduler, Superseded
 from .generation import BodyGenerator, Cancelled, ModelUnavailable, SiteResult
+from .stats import AcceptanceTracker
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ class CodegenServer(LanguageServer):
         self.settings = Settings()
         self.generator = BodyGenerator(self.settings, on_status=self.report_status)
         self.scheduler = RequestScheduler()
+        self.typing = TypingClock()
+        self.inline_offers = inline.InlineOffers()
+        self.acceptance = AcceptanceTracker()
+        self._stats_flush: asyncio.TimerHandle | None = None
         self.client_ready = False
         self.last_latency_ms: float | None = None
         self._said_error = False
@@ -65,6 +71,12 @@ class CodegenServer(LanguageServer):
             fn(*args)
         elif not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
+
+    def model_name(self) -> str:
+        """The loaded model's name, for the acceptance stats."""
+        engine = self.generator.engine
+        name = engine.info.get("model") if engine is not None else None
+        return str(name) if name else str(self.generator.model_dir().name)
 
     def report_status(self, state: str, message: str) -> None:
         """Status for editors' status bars (from any thread); an error is also shown once as a message."""
@@ -147,6 +159,9 @@ class CodegenServer(LanguageServer):
             return None
         if not result.from_cache:
             self.last_latency_ms = round(result.seconds * 1000, 1)
+            if supersede:  # what the user waits for while typing
+                self.acceptance.latency(self.model_name(), result.seconds * 1000)
+                acceptance.schedule_flush(self)
             log.info(
                 "%s: %d valid of %d in %.0f ms (prompt %d tok, %d from prefix cache)",
                 site.qualname, len(result.candidates), len(result.raw), result.seconds * 1000,
@@ -175,6 +190,7 @@ def create_server() -> CodegenServer:
 def _register(ls: CodegenServer) -> None:
     lifecycle.register(ls)
     actions.register(ls, CMD_GENERATE_BODY, CMD_GENERATE_ALL)
+    acceptance.register(ls)
     workspace_index.register(ls)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_OPEN)
@@ -184,10 +200,13 @@ def _register(ls: CodegenServer) -> None:
     @ls.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(params: types.DidChangeTextDocumentParams) -> None:
         ls.docs.change(params)
+        ls.typing.edit(params.text_document.uri)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(params: types.DidCloseTextDocumentParams) -> None:
         ls.docs.close(params)
+        ls.typing.forget(params.text_document.uri)
+        ls.inline_offers.forget(params.text_document.uri)
         workspace_index.file_changed(ls, params.text_document.uri, None)  # unsaved edits are gone: disk
 
     @ls.feature(
@@ -204,17 +223,14 @@ def _register(ls: CodegenServer) -> None:
         if not result.candidates:
             return types.CompletionList(is_incomplete=True, items=[])
         items = completion_items(doc, site, result.candidates, params.position, result.seconds)
+        acceptance.tag_completion_items(ls, items)
         return types.CompletionList(is_incomplete=False, items=items)
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(params: types.InlineCompletionParams) -> types.InlineCompletionList | None:
         if not ls.settings.enable_inline:
             return None
-        found = await ls.bodies_at(params.text_document.uri, params.position)
-        if found is None or not found[2].candidates:
-            return None
-        doc, site, result = found
-        return types.InlineCompletionList(items=inline_items(doc, site, result.candidates, params.position))
+        return await inline.answer(ls, params)
 
     @ls.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,

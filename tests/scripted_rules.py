@@ -36,6 +36,8 @@ RULES = [
          ["\n    if score > 0:\n        return score\n    return 0"]),
     Rule(_fn("def build_text(text, result):", "Return text as a string."), ["\n    return repr(text)"]),
     Rule(_fn("def parse_item(item, total):", "Return a list with item and total."), ["\n    return [item,"]),
+    # tests/lsp/test_editor_experience.py: a string literal being typed
+    Rule(_fn("def greet(name):", "Return a greeting for name."), ['\n    return "hello world, " + name']),
     # a body long enough to be cut short by a small token limit (partial bodies)
     Rule(_fn("def long_sum(a, b, c):", "Return the sum of a, b and c, one step at a time."),
          ["\n    total = a + b\n    total = total + c\n    return total"]),

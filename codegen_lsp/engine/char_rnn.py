@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import IONameMismatch, ModelPackage, NoVariant
+from ..modelpkg import IONameMismatch, ModelPackage
 from .config import CancelLike, GenerationConfig, OnLine
 from .decode import Prefilled, TextOf, decode
 from .generate import session_options
@@ -47,11 +47,7 @@ class CharRNNEngine:
         self.manifest = m = package.manifest
         self.threads = options.threads or physical_cores()
         self.choice = choice
-        v = package.variant(choice.provider) if variant is None else next(
-            (x for x in m.variants if x.name == variant), None)
-        if v is None:
-            raise NoVariant(package.root, f"no variant named '{variant}'")
-        self.variant = v
+        self.variant = v = package.choose_variant(choice.provider, variant)
         with stdout_to_stderr():
             self.rnn = ort.InferenceSession(str(package.path(v.graph)), session_options(self.threads),
                                             providers=choice.ort_providers)

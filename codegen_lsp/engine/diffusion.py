@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage, NoVariant
+from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
 from .config import CancelLike, GenerationConfig, OnLine, run_waiting
 from .generate import session_options
 from .providers import ProviderChoice, physical_cores, stdout_to_stderr
@@ -71,12 +71,7 @@ class DiffusionEngine:
         self.manifest = m = package.manifest
         self.choice = choice
         self.threads = getattr(options, "threads", None) or physical_cores()
-        variant = getattr(options, "variant", None)
-        v = package.variant(choice.provider) if variant is None else next(
-            (x for x in m.variants if x.name == variant), None)
-        if v is None:
-            raise NoVariant(package.root, f"no variant named '{variant}'")
-        self.variant = v
+        self.variant = v = package.choose_variant(choice.provider, getattr(options, "variant", None))
         spec = m.extra.get("diffusion")
         if not isinstance(spec, dict):
             raise ManifestInvalid(package.root, "kind 'diffusion' needs extra.diffusion (schedule, steps, lengths)")

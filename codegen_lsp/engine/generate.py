@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, NoVariant, check_io_names
+from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, check_io_names
 from .config import CancelLike, GenerationConfig, OnLine, run_waiting
 from .decode import Prefilled, TextOf, decode
 from .prefix_cache import PrefixCache
@@ -117,12 +117,7 @@ class Engine:
         log.debug("engine ready: %s", self.info)
 
     def _open_session(self, choice: ProviderChoice) -> tuple[DecoderSession, ProviderChoice]:
-        variant = self.package.variant(choice.provider)
-        if self._variant_name is not None:
-            named = [v for v in self.manifest.variants if v.name == self._variant_name]
-            if not named:
-                raise NoVariant(self.package.root, f"no variant named '{self._variant_name}'")
-            variant = named[0]
+        variant = self.package.choose_variant(choice.provider, self._variant_name)
         graph = self.package.path(variant.graph)
         with stdout_to_stderr():  # a CUDA provider that fails to load may print
             session = DecoderSession(graph, KVDims.of(self.manifest), variant.io, choice.ort_providers,

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage, NoVariant
+from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
 from .generate import session_options
 from .providers import ProviderChoice, stdout_to_stderr
 
@@ -42,11 +42,7 @@ class RetrieverEngine:
         self.package = package
         self.manifest = m = package.manifest
         self.threads = options.threads or 1
-        v = package.variant(choice.provider) if options.variant is None else next(
-            (x for x in m.variants if x.name == options.variant), None)
-        if v is None:
-            raise NoVariant(package.root, f"no variant named '{options.variant}'")
-        self.variant = v
+        self.variant = v = package.choose_variant(choice.provider, options.variant)
         spec = m.extra.get("retriever")
         if not isinstance(spec, dict):
             raise ManifestInvalid(package.root, "extra.retriever is missing: not a retriever package")

@@ -14,6 +14,7 @@ from lsprotocol import types
 
 from ..analysis.sites import FunctionSite, find_sites, site_at
 from .edits import document_edit, text_edit
+from .progress import Job
 
 if TYPE_CHECKING:
     from ..server import CodegenServer
@@ -74,23 +75,38 @@ def _client_resolves_edit(ls: CodegenServer) -> bool:
 
 
 async def _edits(ls: CodegenServer, uri: str, sites: list[FunctionSite]) -> tuple[list[types.TextEdit], list[str]]:
-    """The best body of each site as an edit, and one line per site that got none saying why."""
+    """The best body of each site as an edit, and one line per site that got none saying why.
+    Runs as a cancellable progress: a cancel keeps the bodies made so far."""
     edits: list[types.TextEdit] = []
     unfilled: list[str] = []
-    for site in sites:
-        result = await ls.site_bodies(uri, site, n=None, supersede=False)
-        doc = ls.docs.get(uri)
-        if result is None or doc is None:
-            unfilled.append(f"{site.qualname}: not generated (cancelled, or the model is unavailable)")
-            continue
-        if not result.candidates:
-            unfilled.append(result.unfilled_reason or f"{site.qualname}: no valid body")
-            continue
-        if result.candidates[0].partial:  # every candidate was cut short: do not apply half a body
-            unfilled.append(f"{site.qualname}: only a partial body (decoding stopped by the time budget or "
-                            "token limit; raise codegenLsp.timeBudgetMs or maxTokens)")
-            continue
-        edits.append(text_edit(doc, site, result.candidates[0].body))
+    done: list[FunctionSite] = []
+    plural = "body" if len(sites) == 1 else "bodies"
+    job = await Job.start(ls, f"generating {len(sites)} {plural}")
+
+    async def work() -> None:
+        for i, site in enumerate(sites):
+            job.report(f"{site.qualname} ({i + 1}/{len(sites)})", i, len(sites))
+            result = await ls.site_bodies(uri, site, n=None, supersede=False)
+            done.append(site)
+            doc = ls.docs.get(uri)
+            if result is None or doc is None:
+                unfilled.append(f"{site.qualname}: not generated (cancelled, or the model is unavailable)")
+                continue
+            if not result.candidates:
+                unfilled.append(result.unfilled_reason or f"{site.qualname}: no valid body")
+                continue
+            if result.candidates[0].partial:  # every candidate was cut short: do not apply half a body
+                unfilled.append(f"{site.qualname}: only a partial body (decoding stopped by the time budget or "
+                                "token limit; raise codegenLsp.timeBudgetMs or maxTokens)")
+                continue
+            edits.append(text_edit(doc, site, result.candidates[0].body))
+
+    try:
+        finished = await job.run(work())
+    finally:
+        job.end(f"generated {len(edits)} of {len(sites)}")
+    if not finished:
+        unfilled.extend(f"{s.qualname}: cancelled" for s in sites if s not in done)
     return edits, unfilled
 
 

@@ -106,11 +106,15 @@ def register(ls: CodegenServer) -> None:
     @ls.feature(types.SHUTDOWN)
     def shutdown(params: None) -> None:
         ls.scheduler.shutdown()
+        ls.acceptance.flush()  # counts not yet on disk (features/acceptance.py writes in bursts)
 
 
-async def begin_progress(ls: CodegenServer, message: str, percentage: int | None = None) -> str | None:
+async def begin_progress(
+    ls: CodegenServer, message: str, percentage: int | None = None, cancellable: bool = False
+) -> str | None:
     """Start a work-done progress report where the client supports one; its token, else None (a
-    client that refuses progress still gets the work done)."""
+    client that refuses progress still gets the work done). ``cancellable``: the client shows a
+    cancel button; its ``window/workDoneProgress/cancel`` cancels ``ls.work_done_progress.tokens[token]``."""
     caps = ls.client_capabilities.window
     if not (caps and caps.work_done_progress):
         return None
@@ -118,7 +122,7 @@ async def begin_progress(ls: CodegenServer, message: str, percentage: int | None
     try:
         await asyncio.wait_for(ls.work_done_progress.create_async(token), timeout=5)
         ls.work_done_progress.begin(token, types.WorkDoneProgressBegin(
-            title="codegen-lsp", message=message, percentage=percentage, cancellable=False))
+            title="codegen-lsp", message=message, percentage=percentage, cancellable=cancellable))
     except Exception:  # noqa: BLE001
         return None
     return token

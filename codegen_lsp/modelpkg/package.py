@@ -58,6 +58,15 @@ class ModelPackage:
             raise NoVariant(self.root, f"no variant for provider '{provider}' (package has: {have})")
         return v
 
+    def choose_variant(self, provider: Provider, name: str | None = None) -> Variant:
+        """The variant called ``name`` when one is asked for, else the provider's default."""
+        if name is None:
+            return self.variant(provider)
+        for v in self.manifest.variants:
+            if v.name == name:
+                return v
+        raise NoVariant(self.root, f"no variant named '{name}'")
+
     def verify(self, full: bool = False) -> None:
         """Check every listed file exists with the recorded size; with ``full`` also its sha256."""
         for entry in self.manifest.files:

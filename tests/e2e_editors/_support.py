@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -33,3 +34,13 @@ def run_or_fail(cmd: list[str], what: str, timeout: float, **kw: object) -> subp
     if proc.returncode != 0:
         pytest.fail(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
+
+
+def is_stub(body: list[ast.stmt]) -> bool:
+    """``pass``, ``...`` or ``raise NotImplementedError`` only (after a docstring): what the default-model
+    editor tests refuse as a generated body."""
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return all(isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                           and s.value.value is Ellipsis)
+               or (isinstance(s, ast.Raise) and "NotImplementedError" in ast.unparse(s)) for s in body)

@@ -20,9 +20,14 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def editor_model_dir(scripted_pkg: Path) -> Path:
+def editor_model_dir(request: pytest.FixtureRequest, scripted_pkg: Path) -> Path:
     """The scripted model package (tests/conftest.py): it writes the bodies tests/scripted_rules.py
-    gives for these tests' docstrings, the same on every machine."""
+    gives for these tests' docstrings, the same on every machine. A test parametrized indirectly
+    with ``"default"`` gets the embedded default model instead (what users run; such a test asserts
+    only what holds for any model the server serves: a body that parses and is not a stub)."""
+    if getattr(request, "param", "scripted") == "default":
+        path: Path = request.getfixturevalue("default_pkg")
+        return path
     return scripted_pkg
 
 

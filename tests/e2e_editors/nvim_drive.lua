@@ -3,11 +3,13 @@
 --
 -- 1. completion: open FILE, put the cursor on the blank line after a docstring in insert mode,
 --    request completion, accept the first "⚡ generate body" item with nvim_select_popupmenu_item.
--- 2. code action: open STUB_FILE, apply the "Generate body of …" code action.
+-- 2. ghost text: open INLINE_FILE, ask for a suggestion, take its first word (partial accept), check
+--    the rest is still shown, accept the rest; run :CodegenStatus.
+-- 3. code action: open STUB_FILE, apply the "Generate body of …" code action.
 -- Writes what happened to RESULT (JSON) and quits; the Python side judges it.
 --
--- env: REPO, SERVER_CMD (JSON argv), MODEL_PATH, FILE, FILE_LINE, STUB_FILE, STUB_LINE (1-based), RESULT,
---      TIMEOUT_MS
+-- env: REPO, SERVER_CMD (JSON argv), MODEL_PATH, FILE, FILE_LINE, INLINE_FILE, STUB_FILE, STUB_LINE
+--      (1-based), RESULT, TIMEOUT_MS
 
 local env = vim.env
 local result = { messages = {}, steps = {} }
@@ -80,6 +82,8 @@ package.loaded.codegen_lsp_test = cg
 cg.setup({
   cmd = vim.json.decode(env.SERVER_CMD),
   settings = { modelPath = env.MODEL_PATH, device = 'cpu', candidates = 1 },
+  inline = 'codegen', -- this file's ghost text (0.11 has no native one); partial accept is its own
+  inline_auto = false, -- the steps below ask explicitly, so nothing races them
 })
 
 local function client_for(bufnr)
@@ -121,6 +125,54 @@ local function code_action_step()
   end)
 end
 
+local function inline_step()
+  vim.cmd.stopinsert()
+  vim.cmd.edit(vim.fn.fnameescape(env.INLINE_FILE))
+  local bufnr = vim.api.nvim_get_current_buf()
+  poll('the client to attach to ' .. env.INLINE_FILE, 30000, function()
+    return client_for(bufnr)
+  end, function()
+    local t0 = vim.uv.hrtime()
+    local line = tonumber(env.FILE_LINE)
+    local text = vim.api.nvim_buf_get_lines(bufnr, line - 1, line, true)[1]
+    vim.api.nvim_win_set_cursor(0, { line, #text })
+    vim.cmd('startinsert!')
+    local step = {}
+    result.steps.inline = step
+    poll('insert mode', 10000, function()
+      if vim.fn.mode() ~= 'i' then
+        vim.cmd('startinsert!')
+        return false
+      end
+      return true
+    end, function()
+      -- In insert mode the cursor may sit after the last character (normal mode clamps it).
+      vim.api.nvim_win_set_cursor(0, { line, #text })
+      step.cursor = vim.api.nvim_win_get_cursor(0)
+      step.mode = vim.fn.mode()
+      cg.suggest(bufnr)
+      poll('ghost text', timeout_ms, function()
+        return cg.ghost_text(bufnr) ~= ''
+      end, function()
+        step.ghost = cg.ghost_text(bufnr)
+        step.extmarks = #vim.api.nvim_buf_get_extmarks(bufnr, -1, 0, -1, {})
+        assert(cg.accept('word', bufnr), 'accept word')
+        step.after_word = lines(bufnr)
+        poll('the rest of the suggestion after the partial accept', timeout_ms, function()
+          return cg.ghost_text(bufnr) ~= ''
+        end, function()
+          step.rest = cg.ghost_text(bufnr)
+          assert(cg.accept('all', bufnr), 'accept the rest')
+          step.lines = lines(bufnr)
+          step.ms = ms_since(t0)
+          step.status_text = cg.status_text()
+          vim.defer_fn(code_action_step, 300)
+        end)
+      end)
+    end)
+  end)
+end
+
 local function completion_step(bufnr)
   local t0 = vim.uv.hrtime()
   local line = tonumber(env.FILE_LINE)
@@ -157,7 +209,7 @@ local function completion_step(bufnr)
           requests = requests,
           ms = ms_since(t0),
         }
-        code_action_step()
+        inline_step()
       end, 300)
     end)
   end, function()

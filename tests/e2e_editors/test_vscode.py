@@ -1,7 +1,8 @@
 """VS Code (code-server 4.100.3 = VS Code 1.100.3) with the packaged extension, driven by headless
-Chromium: type a function signature and docstring, accept the ghost-text body with Tab, save, and
-check that the saved file parses and the function got a body; then run the extension's "Generate
-Bodies for All Stubs in File" command on a second file."""
+Chromium: type a function signature and docstring, take the ghost text's first word with Ctrl+Right
+(partial accept), accept the rest with Tab, save, and check that the saved file holds the whole body
+and that the acceptance stats counted it; then run the extension's "Generate Bodies for All Stubs in
+File" command on a second file."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ._support import CODE_SERVER_CACHE, run_or_fail
+from ._support import CODE_SERVER_CACHE, is_stub, run_or_fail
 
 HERE = Path(__file__).resolve().parent
 STUB_SOURCE = 'def scale(value, size):\n    """Return value multiplied by size."""\n\n\ndef keep(x):\n    return x\n'
@@ -148,16 +149,23 @@ def _has_generated_body(source: str, name: str) -> bool:
     return False
 
 
-@pytest.mark.editor
-def test_vscode_inline_body_is_accepted_and_saved(code_server: tuple[str, Path], artifacts_dir: Path) -> None:
-    url, workspace = code_server
-    target = workspace / "demo.py"
-    target.write_text("")
-    stub = workspace / "stubs.py"
-    stub.write_text(STUB_SOURCE)
-    screenshot = artifacts_dir / "vscode.png"
-    started = time.monotonic()
-    proc = run_or_fail(
+def _wait_for_stats(cache_home: Path, timeout: float = 20) -> dict[str, dict[str, object]]:
+    """The server writes its counts a moment after the events (and at exit): poll the file."""
+    path = cache_home / "codegen-lsp" / "stats.json"
+    deadline = time.monotonic() + timeout
+    models: dict[str, dict[str, object]] = {}
+    while time.monotonic() < deadline:
+        if path.is_file():
+            models = json.loads(path.read_text()).get("models", {})
+            if any(int(m.get("accepted", 0)) >= 1 for m in models.values()):  # type: ignore[call-overload]
+                break
+        time.sleep(0.2)
+    return models
+
+
+def _drive(url: str, workspace: Path, target: Path, screenshot: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run vscode_drive.js: type SIGNATURE and DOCSTRING into ``target``, take the ghost text, save."""
+    return run_or_fail(
         ["node", str(HERE / "vscode_drive.js")],
         "driving code-server with Chromium",
         timeout=300,
@@ -166,14 +174,49 @@ def test_vscode_inline_body_is_accepted_and_saved(code_server: tuple[str, Path],
             "CODE_SERVER_URL": url,
             "WORKSPACE": str(workspace),
             "FILE_NAME": target.name,
-            "STUB_NAME": stub.name,
             "CHROMIUM": "/usr/bin/chromium",
             "PLAYWRIGHT_CORE": str(CODE_SERVER_CACHE / "node_modules" / "playwright-core"),
             "SCREENSHOT": str(screenshot),
             "SIGNATURE": SIGNATURE,
             "DOCSTRING": DOCSTRING,
+            **extra,
         },
     )
+
+
+@pytest.mark.editor
+@pytest.mark.default_model
+@pytest.mark.parametrize("editor_model_dir", ["default"], indirect=True)
+def test_vscode_default_model_ghost_text_is_a_real_body(code_server: tuple[str, Path], artifacts_dir: Path) -> None:
+    """The same editor flow on the model users run: whatever it writes, the accepted ghost text must
+    make a file that parses, with a function body that is not a stub."""
+    url, workspace = code_server
+    target = workspace / "demo.py"
+    target.write_text("")
+    started = time.monotonic()
+    proc = _drive(url, workspace, target, artifacts_dir / "vscode-default-model.png")
+    saved = target.read_text()
+    print(f"\nvscode drive (default model): {time.monotonic() - started:.1f} s\n{proc.stderr}\n--- saved ---\n{saved}")
+    try:
+        tree = ast.parse(saved)
+    except SyntaxError as exc:
+        pytest.fail(f"the saved file does not parse ({exc}):\n{saved}")
+    assert saved.startswith(f"{SIGNATURE}\n    {DOCSTRING}\n"), saved
+    (func,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "add"]
+    assert len(func.body) > 1 and not is_stub(func.body), f"no real body after the docstring:\n{saved}"
+
+
+@pytest.mark.editor
+def test_vscode_inline_body_is_accepted_and_saved(
+    code_server: tuple[str, Path], artifacts_dir: Path, xdg_home: dict[str, str]
+) -> None:
+    url, workspace = code_server
+    target = workspace / "demo.py"
+    target.write_text("")
+    stub = workspace / "stubs.py"
+    stub.write_text(STUB_SOURCE)
+    started = time.monotonic()
+    proc = _drive(url, workspace, target, artifacts_dir / "vscode.png", STUB_NAME=stub.name, PARTIAL_ACCEPT="1")
     elapsed = time.monotonic() - started
     saved = target.read_text()
     print(f"\nvscode drive: {elapsed:.1f} s\n{proc.stderr}\n--- saved demo.py ---\n{saved}")
@@ -183,6 +226,8 @@ def test_vscode_inline_body_is_accepted_and_saved(code_server: tuple[str, Path],
         pytest.fail(f"the saved file does not parse ({exc}):\n{saved}")
     assert saved.startswith(f"{SIGNATURE}\n    {DOCSTRING}\n"), saved
     assert _has_generated_body(saved, "add"), f"no body after the docstring:\n{saved}"
+    # The scripted model writes exactly this: the word taken with Ctrl+Right plus the rest after it.
+    assert saved.rstrip("\n") == f"{SIGNATURE}\n    {DOCSTRING}\n    return a + b", saved
 
     filled = stub.read_text()
     print(f"--- saved stubs.py (Generate Bodies for All Stubs in File) ---\n{filled}")
@@ -192,3 +237,10 @@ def test_vscode_inline_body_is_accepted_and_saved(code_server: tuple[str, Path],
         pytest.fail(f"stubs.py does not parse after generating bodies ({exc}):\n{filled}")
     assert _has_generated_body(filled, "scale"), f"no body generated for scale:\n{filled}"
     assert filled.endswith("def keep(x):\n    return x\n"), filled
+
+    stats = _wait_for_stats(Path(xdg_home["XDG_CACHE_HOME"]))
+    print(f"--- acceptance stats ---\n{json.dumps(stats, indent=1)}")
+    assert len(stats) == 1, stats
+    (counts,) = stats.values()
+    assert counts["accepted"] == 1 and counts["partially_accepted"] == 1, counts
+    assert counts["chars_kept"] == len("return a + b"), counts

@@ -5,7 +5,8 @@
 // Then opens STUB_NAME and runs the extension's "Generate Bodies for All Stubs in File" command.
 //
 // env: CODE_SERVER_URL, WORKSPACE, FILE_NAME, STUB_NAME, CHROMIUM, PLAYWRIGHT_CORE (module path),
-//      SCREENSHOT (path), SIGNATURE, DOCSTRING, GHOST_TIMEOUT_MS
+//      SCREENSHOT (path), SIGNATURE, DOCSTRING, GHOST_TIMEOUT_MS, PARTIAL_ACCEPT ("1": take the first
+//      word with Ctrl+Right before accepting the rest with Tab)
 "use strict";
 
 const { chromium } = require(process.env.PLAYWRIGHT_CORE);
@@ -110,6 +111,24 @@ async function main() {
     log(`ghost text: ${JSON.stringify(await ghost.allInnerTexts())}`);
     await page.screenshot({ path: screenshot.replace(/\.png$/, "-ghost.png") });
 
+    if (process.env.PARTIAL_ACCEPT === "1") {
+      // VS Code's "Accept Next Word" (Ctrl+Right): the word lands, the rest stays as ghost text.
+      const before = (await ghost.allInnerTexts()).join("");
+      log("accept the next word (Ctrl+Right)");
+      await page.keyboard.press("Control+ArrowRight");
+      await page.waitForFunction(
+        (prev) => {
+          const els = document.querySelectorAll(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+          const now = [...els].map((e) => e.textContent).join("");
+          return els.length > 0 && now !== prev;
+        },
+        before,
+        { timeout: 15000, polling: 100 },
+      );
+      log(`ghost text after the partial accept: ${JSON.stringify(await ghost.allInnerTexts())}`);
+      await page.screenshot({ path: screenshot.replace(/\.png$/, "-partial.png") });
+    }
+
     log("accept with Tab and save");
     await page.keyboard.press("Tab");
     await page.waitForFunction(
@@ -138,7 +157,8 @@ async function main() {
         (name) => {
           if (document.querySelector(`.tab.active.dirty[aria-label*="${name}"]`)) return "edited";
           const toasts = [...document.querySelectorAll(".notification-toast")].map((t) => t.innerText);
-          return toasts.find((t) => t.includes("codegen-lsp")) || false;
+          // (the "Generating…" toast is the command's own progress, with its Cancel button)
+          return toasts.find((t) => t.includes("codegen-lsp") && !t.includes("Generating")) || false;
         },
         stubName,
         { timeout: ghostTimeout, polling: 200 },

@@ -29,6 +29,14 @@ import {
   type ServerCommand,
 } from "./serverCommand";
 import { SERVER_SETTING_KEYS, toServerSettings, type MappedSettings } from "./settings";
+import {
+  DID_PARTIALLY_ACCEPT,
+  DID_SHOW,
+  partialAccept,
+  suggestionId,
+  wireItem,
+  type ShownSuggestion,
+} from "./acceptance";
 import { STATUS_NOTIFICATION, parseStatus, renderStatus, type ServerState, type StatusParams } from "./status";
 
 const SECTION = "codegenLsp";
@@ -58,6 +66,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     vscode.commands.registerCommand("codegenLsp.reloadModel", () => s.reloadModel()),
     vscode.commands.registerCommand("codegenLsp.showOutput", () => output.show(true)),
     vscode.workspace.onDidChangeConfiguration((e) => s.onConfigurationChanged(e)),
+    vscode.workspace.onDidChangeTextDocument((e) => s.onDocumentChanged(e)),
     { dispose: () => void s.stop() },
   );
   await s.start();
@@ -91,6 +100,8 @@ class ServerSession {
   private restartTimes: number[] = [];
   private lastStatus: StatusParams | undefined;
   private warnedSettings = "";
+  /** The inline suggestion on screen (the first item VS Code got), for the acceptance stats. */
+  private shown: (ShownSuggestion & { uri: string; start: vscode.Position }) | undefined;
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
@@ -144,6 +155,11 @@ class ServerSession {
         closed: () => this.onServerClosed(),
       },
       middleware: {
+        provideInlineCompletionItems: async (document, position, context, token, next) => {
+          const result = await next(document, position, context, token);
+          this.noteShown(document, position, result);
+          return result;
+        },
         workspace: {
           // The server pulls its section; answer with the mapped settings, never the raw section
           // (which carries client-only keys the server would warn about).
@@ -229,6 +245,43 @@ class ServerSession {
     }
   }
 
+  /** VS Code shows the first item of what the provider returns: tell the server, once per suggestion. */
+  private noteShown(
+    document: vscode.TextDocument,
+    position: vscode.Position,
+    result: vscode.InlineCompletionItem[] | vscode.InlineCompletionList | null | undefined,
+  ): void {
+    const items = Array.isArray(result) ? result : (result?.items ?? []);
+    const first = items[0];
+    const id = suggestionId(first?.command);
+    if (first === undefined || id === undefined || typeof first.insertText !== "string" || this.shown?.id === id) {
+      return;
+    }
+    const start = first.range?.start ?? position;
+    const typed = document.getText(new vscode.Range(start, position)).length;
+    this.shown = { id, insertText: first.insertText, accepted: typed, uri: document.uri.toString(), start };
+    void this.client?.sendNotification(DID_SHOW, { item: wireItem(id, first.insertText) });
+  }
+
+  /** A word or line taken from the shown suggestion (Ctrl+Right, or accept line) is a partial accept. */
+  onDocumentChanged(e: vscode.TextDocumentChangeEvent): void {
+    const shown = this.shown;
+    if (shown === undefined || e.document.uri.toString() !== shown.uri || e.contentChanges.length !== 1) {
+      return;
+    }
+    const change = e.contentChanges[0];
+    const end = e.document.positionAt(change.rangeOffset + change.text.length);
+    if (end.isBefore(shown.start)) {
+      return;
+    }
+    const n = partialAccept(shown, e.document.getText(new vscode.Range(shown.start, end)), change.text);
+    if (n === undefined) {
+      return;
+    }
+    shown.accepted = n;
+    void this.client?.sendNotification(DID_PARTIALLY_ACCEPT, { item: wireItem(shown.id, shown.insertText), acceptedLength: n });
+  }
+
   async generateBodyAtCursor(): Promise<void> {
     const editor = vscode.window.activeTextEditor;
     if (editor === undefined || editor.document.languageId !== "python") {
@@ -269,9 +322,11 @@ class ServerSession {
     }
     this.output.info(`${command} ${JSON.stringify(args)}`);
     try {
+      // Cancel sends $/cancelRequest: the server stops the model within a step (it also reports
+      // its own cancellable $/progress, shown in the status bar).
       const applied: unknown = await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Window, title: `codegen-lsp: ${title}` },
-        () => client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args }),
+        { location: vscode.ProgressLocation.Notification, title: `codegen-lsp: ${title}`, cancellable: true },
+        (_progress, token) => client.sendRequest(ExecuteCommandRequest.type, { command, arguments: args }, token),
       );
       this.output.info(`${command}: ${JSON.stringify(applied)}`);
       if (applied === false) {

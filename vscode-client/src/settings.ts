@@ -19,6 +19,12 @@ export interface ServerSettings {
   workspaceContext: "off" | "definitions" | "retrieval" | "all";
   contextShare: number;
   contextItems: number;
+  debounceMs: number;
+  backend: "local" | "openai";
+  endpoint: string;
+  apiKeyEnv: string;
+  remoteModel: string;
+  localFallback: boolean;
 }
 
 /** Must match `Settings` in codegen_lsp/config.py and the defaults in package.json. */
@@ -37,6 +43,12 @@ export const DEFAULT_SETTINGS: Readonly<ServerSettings> = Object.freeze({
   workspaceContext: "off",
   contextShare: 0.3,
   contextItems: 4,
+  debounceMs: 250,
+  backend: "local",
+  endpoint: "",
+  apiKeyEnv: "",
+  remoteModel: "",
+  localFallback: true,
 });
 
 /** The keys the server understands, i.e. the part of `codegenLsp.*` that is sent. */
@@ -65,6 +77,12 @@ const CHECKS: Record<Exclude<keyof ServerSettings, "modelPath">, Check> = {
   workspaceContext: oneOf("off", "definitions", "retrieval", "all"),
   contextShare: isNum(0, 0.8),
   contextItems: isInt(1, 16),
+  debounceMs: isInt(0, 2000),
+  backend: oneOf("local", "openai"),
+  endpoint: (v) => typeof v === "string",
+  apiKeyEnv: (v) => typeof v === "string",
+  remoteModel: (v) => typeof v === "string",
+  localFallback: isBool,
 };
 
 export interface MappedSettings {

@@ -4,11 +4,12 @@
 
 export const STATUS_NOTIFICATION = "codegenLsp/status";
 
-export type ServerState = "starting" | "loading" | "ready" | "error" | "stopped";
+export type ServerState = "starting" | "loading" | "busy" | "ready" | "error" | "stopped";
 
 /** Params of `codegenLsp/status` as the server sends them (all but `state` optional). */
 export interface StatusParams {
-  state: "loading" | "ready" | "error";
+  /** `busy`: work the user asked for is running (generate all, a code action); `message` says what. */
+  state: "loading" | "busy" | "ready" | "error";
   model?: string | null;
   device?: string | null;
   lastLatencyMs?: number | null;
@@ -28,7 +29,7 @@ export function parseStatus(raw: unknown): StatusParams | undefined {
     return undefined;
   }
   const r = raw as Record<string, unknown>;
-  if (r.state !== "loading" && r.state !== "ready" && r.state !== "error") {
+  if (r.state !== "loading" && r.state !== "busy" && r.state !== "ready" && r.state !== "error") {
     return undefined;
   }
   const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
@@ -77,6 +78,11 @@ export function renderStatus(state: ServerState, status?: StatusParams): StatusV
       return { text: "$(loading~spin) codegen: loading", tooltip: tip("codegen-lsp: loading the model"), severity: "normal" };
     case "error":
       return { text: "$(error) codegen", tooltip: tip("codegen-lsp: error"), severity: "error" };
+    case "busy": {
+      const what = status?.message ?? "working";
+      const short = what.length > 48 ? `${what.slice(0, 47)}…` : what;
+      return { text: `$(sync~spin) codegen: ${short}`, tooltip: tip("codegen-lsp: running (cancel from the notification)"), severity: "normal" };
+    }
     case "ready": {
       const parts = [
         status?.model ? shortModelName(status.model) : undefined,

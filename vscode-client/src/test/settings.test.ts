@@ -28,6 +28,12 @@ describe("toServerSettings", () => {
         workspaceContext: "all",
         contextShare: 0.5,
         contextItems: 2,
+        debounceMs: 0,
+        backend: "openai",
+        endpoint: "http://gpu-box:8000/v1",
+        apiKeyEnv: "TEAM_KEY",
+        remoteModel: "",
+        localFallback: false,
         serverCommand: ["x"],
         pythonPath: "/p",
         "trace.server": "verbose",
@@ -50,6 +56,12 @@ describe("toServerSettings", () => {
       workspaceContext: "all",
       contextShare: 0.5,
       contextItems: 2,
+      debounceMs: 0,
+      backend: "openai",
+      endpoint: "http://gpu-box:8000/v1",
+      apiKeyEnv: "TEAM_KEY",
+      remoteModel: "",
+      localFallback: false,
     });
     assert.deepEqual(Object.keys(settings).sort(), [...SERVER_SETTING_KEYS].sort());
   });

@@ -42,6 +42,13 @@ describe("renderStatus", () => {
     assert.match(err.tooltip, /no model at \/x/);
   });
 
+  it("says what is running", () => {
+    assert.deepEqual(parseStatus({ state: "busy", message: "generating 3 bodies: f (1/3)" })?.state, "busy");
+    const v = renderStatus("busy", { state: "busy", message: "generating 3 bodies: f (1/3)" });
+    assert.equal(v.text, "$(sync~spin) codegen: generating 3 bodies: f (1/3)");
+    assert.ok(renderStatus("busy", { state: "busy", message: "x".repeat(80) }).text.endsWith("…"));
+  });
+
   it("shows a plain ready item before the first status", () => {
     assert.equal(renderStatus("ready").text, "$(zap) codegen");
     assert.equal(renderStatus("stopped").severity, "warning");
