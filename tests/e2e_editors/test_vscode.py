@@ -185,6 +185,26 @@ def _drive(url: str, workspace: Path, target: Path, screenshot: Path, **extra: s
 
 
 @pytest.mark.editor
+def test_vscode_cycles_between_candidates(code_server: tuple[str, Path], artifacts_dir: Path) -> None:
+    """Three candidates asked for (workspace setting); the scripted model writes two different bodies:
+    Alt+] must replace the ghost text with the other one, and Tab accepts what is shown."""
+    url, workspace = code_server
+    (workspace / ".vscode").mkdir()
+    (workspace / ".vscode" / "settings.json").write_text(json.dumps({"codegenLsp.candidates": 3}))
+    target = workspace / "check.py"
+    target.write_text("")
+    signature, docstring = "def check_value(value, size):", '"""Return True if value is greater than size."""'
+    proc = _drive(url, workspace, target, artifacts_dir / "vscode-cycle.png", CYCLE="1",
+                  SIGNATURE=signature, DOCSTRING=docstring)
+    saved = target.read_text()
+    print(f"\n{proc.stderr}\n--- saved check.py ---\n{saved}")
+    bodies = ["    return value > size", "    if value > size:\n        return True\n    return False"]
+    assert saved.rstrip("\n") in [f"{signature}\n    {docstring}\n{b}" for b in bodies], saved
+    shown = [line for line in proc.stderr.splitlines() if "ghost text" in line]
+    assert len(shown) >= 2 and shown[0] != shown[1], shown  # (the drive also waits for the change)
+
+
+@pytest.mark.editor
 @pytest.mark.default_model
 @pytest.mark.parametrize("editor_model_dir", ["default"], indirect=True)
 def test_vscode_default_model_ghost_text_is_a_real_body(code_server: tuple[str, Path], artifacts_dir: Path) -> None:

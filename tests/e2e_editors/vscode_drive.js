@@ -111,6 +111,24 @@ async function main() {
     log(`ghost text: ${JSON.stringify(await ghost.allInnerTexts())}`);
     await page.screenshot({ path: screenshot.replace(/\.png$/, "-ghost.png") });
 
+    if (process.env.CYCLE === "1") {
+      // "Show Next Inline Suggestion" (Alt+]): another candidate replaces the ghost text.
+      const before = (await ghost.allInnerTexts()).join("");
+      log("show the next suggestion (Alt+])");
+      await page.keyboard.press("Alt+BracketRight");
+      await page.waitForFunction(
+        (prev) => {
+          const els = document.querySelectorAll(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+          const now = [...els].map((e) => e.textContent).join("");
+          return els.length > 0 && now !== prev;
+        },
+        before,
+        { timeout: 15000, polling: 100 },
+      );
+      log(`ghost text after cycling: ${JSON.stringify(await ghost.allInnerTexts())}`);
+      await page.screenshot({ path: screenshot.replace(/\.png$/, "-cycle.png") });
+    }
+
     if (process.env.PARTIAL_ACCEPT === "1") {
       // VS Code's "Accept Next Word" (Ctrl+Right): the word lands, the rest stays as ghost text.
       const before = (await ghost.allInnerTexts()).join("");

@@ -24,6 +24,8 @@ LONG = 'def long_sum(a, b, c):\n    """Return the sum of a, b and c, one step at
 STUBS = "".join(f'def get_value{i}(value, size):\n    """Return value multiplied by size."""\n    pass\n\n\n'
                 for i in range(40))
 ACCEPT = "codegen-lsp.didAcceptCompletion"
+CHECK = 'def check_value(value, size):\n    """Return True if value is greater than size."""\n    '
+CHECK_BODIES = ["\n    return value > size", "\n    if value > size:\n        return True\n    return False"]
 
 
 async def _client(tmp_path: Path, pkg: Path, **options: object) -> tuple[LanguageClient, dict[str, str]]:
@@ -187,6 +189,24 @@ async def test_generate_all_is_a_cancellable_progress(tmp_path: Path, scripted_p
         assert any("cancelled" in m.message for m in client.messages), [m.message for m in client.messages]
         after = await _inline(client, uri, 2, 4)  # the worker is free again
         assert after is not None and after.items
+        await client.shutdown_session()
+    finally:
+        await _close(client)
+
+
+async def test_several_candidates_are_separate_inline_items_to_cycle(tmp_path: Path, scripted_pkg: Path) -> None:
+    """VS Code cycles inline items with Alt+] / Alt+[: every distinct parsing candidate is its own item,
+    greedy first, each with its own acceptance id (the scripted model branches between two bodies)."""
+    client, _env = await _client(tmp_path, scripted_pkg, candidates=3)
+    try:
+        uri = (tmp_path / "check.py").as_uri()
+        open_doc(client, uri, CHECK)
+        res = await _inline(client, uri, 2, 4)
+        assert res is not None
+        texts = [i.insert_text for i in res.items]
+        assert sorted(texts) == sorted(CHECK_BODIES), texts
+        ids = [i.command.arguments[0] for i in res.items if i.command is not None]  # type: ignore[index]
+        assert len(ids) == len(texts) == len(set(ids)), res.items
         await client.shutdown_session()
     finally:
         await _close(client)
