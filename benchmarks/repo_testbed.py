@@ -385,6 +385,7 @@ class ModelOptions:
     show_tests: bool = False  # leave the project's test directories in the workspace while generating
     context_share: float | None = None  # codegen-lsp generate --context-share (None: the CLI's default)
     context_items: int | None = None
+    max_tokens: int | None = None  # codegen-lsp generate --max-tokens (None: the CLI's default)
 
 
 def generate(path: Path, function: str, context: str, opts: ModelOptions, cwd: Path) -> tuple[int, str, float]:
@@ -393,6 +394,8 @@ def generate(path: Path, function: str, context: str, opts: ModelOptions, cwd: P
            "--time-budget", str(opts.time_budget), "--candidates", str(opts.candidates)]
     if opts.model:
         cmd += ["--model", opts.model]
+    if opts.max_tokens is not None:
+        cmd += ["--max-tokens", str(opts.max_tokens)]
     if context != "off":
         cmd += ["--workspace-context", context, "--workspace", str(cwd)]
         if opts.context_share is not None:
@@ -606,6 +609,7 @@ def run(projects: list[str], holes: int | dict[str, int] | None = None, seed: in
             "stand_ins": stand_ins,
             "contexts": contexts if "model" in stand_ins else [], "model": opts.model,
             "context_share": opts.context_share, "context_items": opts.context_items,
+            "max_tokens": opts.max_tokens,
             "time_budget_s": opts.time_budget, "candidates": opts.candidates, "test_timeout_s": test_timeout,
             "tests_in_workspace_while_generating": opts.show_tests,
             "network_isolation": (" ".join(isolation[: isolation.index("--")]) + " (own network namespace)"
@@ -699,6 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--time-budget", type=float, default=60.0,
                     help="codegen-lsp generate --time-budget (default 60, the CLI's own)")
     ap.add_argument("--candidates", type=int, default=1, help="codegen-lsp generate --candidates")
+    ap.add_argument("--max-tokens", type=int, default=None, help="codegen-lsp generate --max-tokens")
     ap.add_argument("--context-share", type=float, default=None, help="codegen-lsp generate --context-share")
     ap.add_argument("--context-items", type=int, default=None, help="codegen-lsp generate --context-items")
     ap.add_argument("--show-tests", action="store_true",
@@ -711,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up (restore, temp dir) on kill
     opts = ModelOptions(model=args.model, time_budget=args.time_budget, candidates=args.candidates,
                         show_tests=args.show_tests, context_share=args.context_share,
-                        context_items=args.context_items)
+                        context_items=args.context_items, max_tokens=args.max_tokens)
     try:
         report = run(args.projects, args.holes, args.seed, args.skip, args.stand_in, args.context, opts,
                      args.test_timeout, args.json, not args.no_isolation, args.keep)
