@@ -17,13 +17,12 @@ import time
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
 from .config import CancelLike, GenerationConfig, OnLine, run_waiting
-from .generate import session_options
-from .providers import ProviderChoice, physical_cores, stdout_to_stderr
+from .generate import open_graphs
+from .providers import ProviderChoice, physical_cores
 from .results import Cancelled, FinishReason, Generation, GenerationResult
 
 log = logging.getLogger(__name__)
@@ -76,14 +75,7 @@ class DiffusionEngine:
         if not isinstance(spec, dict):
             raise ManifestInvalid(package.root, "kind 'diffusion' needs extra.diffusion (schedule, steps, lengths)")
         self._read_spec(spec)
-        missing = [g for g in GRAPHS if g not in v.graphs]
-        if missing:
-            raise ManifestInvalid(package.root, f"variant '{v.name}': diffusion needs graphs {list(GRAPHS)}, "
-                                                f"missing {missing}")
-        opts = session_options(self.threads)
-        with stdout_to_stderr():
-            self.sessions = {g: ort.InferenceSession(str(package.path(v.graphs[g])), opts,
-                                                     providers=choice.ort_providers) for g in GRAPHS}
+        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice)
         self._check_names()
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         steps = getattr(options, "steps", None)

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, check_io_names
+from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, Variant, check_io_names
 from .config import CancelLike, GenerationConfig, OnLine, run_waiting
 from .decode import Prefilled, TextOf, decode
 from .prefix_cache import PrefixCache
@@ -43,6 +43,20 @@ def session_options(threads: int) -> ort.SessionOptions:
     # off peaks 6 MiB lower, speed the same within noise. CODEGEN_LSP_ORT_ARENA=1 turns it back on.
     opts.enable_cpu_mem_arena = os.environ.get("CODEGEN_LSP_ORT_ARENA", "0") == "1"
     return opts
+
+
+def open_graphs(package: ModelPackage, variant: Variant, graphs: tuple[str, ...], threads: int,
+                choice: ProviderChoice) -> dict[str, ort.InferenceSession]:
+    """One session per named graph of a multi-graph variant (the research kinds); ManifestInvalid when
+    the variant lacks one."""
+    missing = [g for g in graphs if g not in variant.graphs]
+    if missing:
+        raise ManifestInvalid(package.root, f"variant '{variant.name}' of kind '{package.manifest.kind}' needs "
+                                            f"graphs {list(graphs)}, missing {missing} (has {sorted(variant.graphs)})")
+    opts = session_options(threads)
+    with stdout_to_stderr():
+        return {g: ort.InferenceSession(str(package.path(variant.graphs[g])), opts, providers=choice.ort_providers)
+                for g in graphs}
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

@@ -14,12 +14,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
-from .generate import session_options
-from .providers import ProviderChoice, stdout_to_stderr
+from .generate import open_graphs
+from .providers import ProviderChoice
 
 if TYPE_CHECKING:
     from .kinds import EngineOptions
@@ -52,14 +51,7 @@ class RetrieverEngine:
             self.pad_id = int(spec.get("pad_id", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestInvalid(package.root, f"extra.retriever: {exc!r}") from exc
-        missing = [g for g in GRAPHS if g not in v.graphs]
-        if missing:
-            raise ManifestInvalid(package.root, f"variant '{v.name}' lacks graphs {missing} (has {sorted(v.graphs)})")
-        self.sessions: dict[str, ort.InferenceSession] = {}
-        with stdout_to_stderr():
-            for g in GRAPHS:
-                self.sessions[g] = ort.InferenceSession(str(package.path(v.graphs[g])), session_options(self.threads),
-                                                        providers=choice.ort_providers)
+        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice)
         self._check_names()
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         self.tokenizer.no_padding()

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from ...modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
 from ..config import CancelLike, GenerationConfig, OnLine, run_waiting
-from ..generate import session_options
-from ..providers import ProviderChoice, physical_cores, stdout_to_stderr
+from ..generate import open_graphs
+from ..providers import ProviderChoice, physical_cores
 from ..results import Cancelled, FinishReason, Generation, GenerationResult
 from .grammar import ORDERS, PRIMITIVES, Action, Frontier, Grammar, build_body, copy_value, render, token_fits
 from .prompt import function_site
@@ -87,14 +86,7 @@ class TreeDecoderEngine:
         self.threads = getattr(options, "threads", None) or physical_cores()
         self.variant = v = package.choose_variant(choice.provider, getattr(options, "variant", None))
         self._read_spec(m.extra.get("treedec"))
-        missing = [g for g in GRAPHS if g not in v.graphs]
-        if missing:
-            raise ManifestInvalid(package.root, f"variant '{v.name}': tree-decoder needs graphs {list(GRAPHS)}, "
-                                                f"missing {missing}")
-        opts = session_options(self.threads)
-        with stdout_to_stderr():
-            self.sessions = {g: ort.InferenceSession(str(package.path(v.graphs[g])), opts,
-                                                     providers=choice.ort_providers) for g in GRAPHS}
+        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice)
         self._check_names()
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         self._index = {t: i for i, t in enumerate(self.tokens)}
