@@ -111,40 +111,30 @@ async function main() {
     log(`ghost text: ${JSON.stringify(await ghost.allInnerTexts())}`);
     await page.screenshot({ path: screenshot.replace(/\.png$/, "-ghost.png") });
 
+    // Press a key that changes the ghost text (another candidate, or its first word taken) and wait for the change.
+    const changeGhost = async (key, what, suffix) => {
+      const before = (await ghost.allInnerTexts()).join("");
+      log(`${what} (${key})`);
+      await page.keyboard.press(key);
+      await page.waitForFunction(
+        (prev) => {
+          const els = document.querySelectorAll(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
+          const now = [...els].map((e) => e.textContent).join("");
+          return els.length > 0 && now !== prev;
+        },
+        before,
+        { timeout: 15000, polling: 100 },
+      );
+      log(`ghost text after: ${JSON.stringify(await ghost.allInnerTexts())}`);
+      await page.screenshot({ path: screenshot.replace(/\.png$/, `-${suffix}.png`) });
+    };
     if (process.env.CYCLE === "1") {
-      // "Show Next Inline Suggestion" (Alt+]): another candidate replaces the ghost text.
-      const before = (await ghost.allInnerTexts()).join("");
-      log("show the next suggestion (Alt+])");
-      await page.keyboard.press("Alt+BracketRight");
-      await page.waitForFunction(
-        (prev) => {
-          const els = document.querySelectorAll(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
-          const now = [...els].map((e) => e.textContent).join("");
-          return els.length > 0 && now !== prev;
-        },
-        before,
-        { timeout: 15000, polling: 100 },
-      );
-      log(`ghost text after cycling: ${JSON.stringify(await ghost.allInnerTexts())}`);
-      await page.screenshot({ path: screenshot.replace(/\.png$/, "-cycle.png") });
+      // "Show Next Inline Suggestion": another candidate replaces the ghost text.
+      await changeGhost("Alt+BracketRight", "show the next suggestion", "cycle");
     }
-
     if (process.env.PARTIAL_ACCEPT === "1") {
-      // VS Code's "Accept Next Word" (Ctrl+Right): the word lands, the rest stays as ghost text.
-      const before = (await ghost.allInnerTexts()).join("");
-      log("accept the next word (Ctrl+Right)");
-      await page.keyboard.press("Control+ArrowRight");
-      await page.waitForFunction(
-        (prev) => {
-          const els = document.querySelectorAll(".monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text");
-          const now = [...els].map((e) => e.textContent).join("");
-          return els.length > 0 && now !== prev;
-        },
-        before,
-        { timeout: 15000, polling: 100 },
-      );
-      log(`ghost text after the partial accept: ${JSON.stringify(await ghost.allInnerTexts())}`);
-      await page.screenshot({ path: screenshot.replace(/\.png$/, "-partial.png") });
+      // VS Code's "Accept Next Word": the word lands, the rest stays as ghost text.
+      await changeGhost("Control+ArrowRight", "accept the next word", "partial");
     }
 
     log("accept with Tab and save");
