@@ -67,3 +67,32 @@ def open_doc(client, uri: str, text: str, version: int = 1) -> None:  # type: ig
 
 def uri_for(tmp: Path, name: str = "example.py") -> str:
     return (tmp / name).as_uri()
+
+
+async def inline_parses_through_the_server(pkg: Path, tmp_path: Path, ready: str) -> None:
+    """Start the real ``codegen-lsp serve`` with the package at ``pkg``, ask for inline completions at the
+    stub of LIVE_DOC: every offered item must leave a file that parses (whatever the model writes), and
+    the server's log must say ``ready`` (the package's own engine was loaded)."""
+    from typing import Any
+
+    from pytest_lsp import ClientServerConfig, client_capabilities
+
+    client: Any = await ClientServerConfig(server_command=SERVER_CMD).start()
+    try:
+        await client.initialize_session(types.InitializeParams(
+            capabilities=client_capabilities("visual-studio-code"),
+            initialization_options={"modelPath": str(pkg), "candidates": 3}))
+        uri = (tmp_path / "a.py").as_uri()
+        open_doc(client, uri, LIVE_DOC)
+        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=2, character=4),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
+        items = [] if result is None else result.items if isinstance(result, types.InlineCompletionList) else result
+        for it in items:
+            assert it.range is not None and isinstance(it.insert_text, str)
+            ast.parse(apply_edits(LIVE_DOC, [types.TextEdit(range=it.range, new_text=it.insert_text)]))
+        logs = [m.message for m in client.log_messages]
+        assert any(ready in m for m in logs), logs
+        await client.shutdown_session()
+    finally:
+        await client.stop()

@@ -204,27 +204,6 @@ def test_serves_through_body_generator_and_the_cli(tiny: tuple[Path, Path], tmp_
 
 @pytest.mark.slow  # starts the real server process
 async def test_language_server_serves_a_tree_decoder_package(tiny: tuple[Path, Path], tmp_path: Path) -> None:
-    from lsprotocol import types
-    from pytest_lsp import ClientServerConfig, client_capabilities
+    from tests.lsp._support import inline_parses_through_the_server
 
-    from tests.lsp._support import LIVE_DOC, SERVER_CMD, apply_edits, open_doc
-
-    client: Any = await ClientServerConfig(server_command=SERVER_CMD).start()
-    try:
-        await client.initialize_session(types.InitializeParams(
-            capabilities=client_capabilities("visual-studio-code"),
-            initialization_options={"modelPath": str(tiny[1]), "candidates": 3}))
-        uri = (tmp_path / "a.py").as_uri()
-        open_doc(client, uri, LIVE_DOC)
-        result = await client.text_document_inline_completion_async(types.InlineCompletionParams(
-            text_document=types.TextDocumentIdentifier(uri=uri), position=types.Position(line=2, character=4),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked)))
-        items = [] if result is None else result.items if isinstance(result, types.InlineCompletionList) else result
-        for it in items:
-            assert it.range is not None and isinstance(it.insert_text, str)
-            ast.parse(apply_edits(LIVE_DOC, [types.TextEdit(range=it.range, new_text=it.insert_text)]))
-        logs = [m.message for m in client.log_messages]
-        assert any("tree-decoder engine ready" in m for m in logs), logs
-        await client.shutdown_session()
-    finally:
-        await client.stop()
+    await inline_parses_through_the_server(tiny[1], tmp_path, "tree-decoder engine ready")
