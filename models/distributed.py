@@ -77,6 +77,16 @@ class Dist:
         tdist.all_reduce(t)
         return t.tolist()
 
+    def average_grads(self, params: list[nn.Parameter]) -> None:
+        """Average these parameters' gradients over the processes: for trainable parameters that live
+        outside the DDP-wrapped module (SAT's learned ``a, b``), so every rank takes the same step."""
+        if self.world == 1:
+            return
+        for p in params:
+            if p.grad is not None:
+                tdist.all_reduce(p.grad)
+                p.grad /= self.world
+
     def share(self, obj: T) -> T:
         """Rank 0's ``obj`` on every rank (data prepared once, e.g. a trained tokenizer)."""
         if self.world == 1:

@@ -183,9 +183,8 @@ def train(
     params = _trainable(model) + (list(sat.parameters()) if sat is not None else [])
     sat_alpha = cfg.sat.alpha if cfg.sat is not None else 0.0
     rank, world = dist.rank, dist.world
-    if world > 1 and (cfg.batch_size % world or sat is not None):
-        raise ValueError(f"{world} processes need --batch-size divisible by {world}, and no --sat (its a, b "
-                         "are not synchronised across processes yet)")
+    if world > 1 and cfg.batch_size % world:
+        raise ValueError(f"{world} processes need --batch-size divisible by {world}")
     runner = dist.wrap(model)
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate(), weight_decay=cfg.weight_decay)
     result = TrainResult(steps=0, tokens=0, body_tokens=0, seconds=0.0)
@@ -224,6 +223,8 @@ def train(
         structure = sat(mine) if sat is not None else None
         loss = task if structure is None else task + sat_alpha * structure
         loss.backward()
+        if sat is not None:  # equal shares: the mean of the ranks' structure losses is the global batch's
+            dist.average_grads(list(sat.parameters()))
         value = dist.sum([loss_sum.item()])[0] / total
         torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
@@ -235,7 +236,7 @@ def train(
         record = {"step": result.steps, "loss": round(value, 4), "lr": opt.param_groups[0]["lr"],
                   "tokens": result.tokens, "seconds": round(result.seconds, 1)}
         if structure is not None:
-            record["structure"] = round(structure.item(), 6)
+            record["structure"] = round(dist.mean([structure.item()])[0], 6)
         result.history.append(record)
         bar.update(1)
         bar.set_postfix(loss=f"{value:.3f}", tok=result.tokens)

@@ -1,5 +1,6 @@
 """Data-parallel fine-tuning: ``torchrun --nproc-per-node 2`` (gloo, CPU) on a global batch of 4 gives
-the losses and the adapter of one process on the same global batch."""
+the losses and the adapter of one process on the same global batch, with and without SAT's structure
+loss (whose learned ``a, b`` live outside the DDP module and are averaged by hand)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from safetensors.torch import load_file
 
 from export.lora import ADAPTER_WEIGHTS
 from export.tiny import build_tiny_checkpoint
+from models.finetune.train import STATE_FILE
 
 PAIRS = [
     ('def add(a, b):\n    """Return a + b."""', "\n    return a + b"),
@@ -33,7 +35,8 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow  # three interpreter starts (~15 s)
-def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sat", [False, True], ids=["plain", "sat"])
+def test_two_gloo_processes_match_one_process(tmp_path: Path, sat: bool) -> None:
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     for split, n in (("train", 16), ("valid", 4)):
@@ -44,7 +47,8 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     ckpt = build_tiny_checkpoint(tmp_path / "ckpt", "llama")
     common = ["-m", "models.finetune", "--base", str(ckpt), "--corpus", str(corpus), "--steps", "4",
               "--batch-size", "4", "--seq-len", "64", "--lr", "3e-3", "--valid-pairs", "4", "--threads", "1",
-              "--nice", "0", "--no-progress", "--no-export", "--lora-rank", "4"]
+              "--nice", "0", "--no-progress", "--no-export", "--lora-rank", "4",
+              *(["--sat", "--sat-alpha", "100"] if sat else [])]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     single = subprocess.run([sys.executable, *common, "--out", str(tmp_path / "one")], env=env,
                             capture_output=True, text=True, timeout=300)
@@ -64,3 +68,11 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(b[k].float(), a[k].float(), atol=2e-3, rtol=1e-2)
+    if sat:  # the structure loss is logged and a, b took the single process's steps
+        assert [h["structure"] for h in two["history"]] == pytest.approx([h["structure"] for h in one["history"]],
+                                                                          rel=1e-3, abs=1e-6)
+        sa, sb = (torch.load(tmp_path / d / STATE_FILE, map_location="cpu", weights_only=False)["sat"]
+                  for d in ("one", "two"))
+        assert sa["affine.weight"].item() != 1.0  # a moved from its identity init
+        for k in sa:
+            torch.testing.assert_close(sb[k], sa[k], atol=1e-5, rtol=1e-4)
