@@ -13,6 +13,7 @@ import torch
 from codegen_lsp.engine import Cancelled, GenerationConfig, load_engine
 from codegen_lsp.engine.char_rnn import CHARS_PER_TOKEN, CharRNNEngine
 from codegen_lsp.modelpkg import IONameMismatch
+from tests.fixture_corpus import write_corpus
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
@@ -32,13 +33,7 @@ def char_pkg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("char-rnn-engine")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 240), ("valid", 3)):
-        with open(corpus / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = FUNCS[i % len(FUNCS)]
-                fh.write(json.dumps({"package": "fixture", "prompt": p, "target": t}) + "\n")
+    corpus = write_corpus(root, FUNCS, {"train": 240, "valid": 3}, {"package": "fixture"})
     cfg = TrainConfig(epochs=10, batch_size=8, seq_len=48, hidden_size=32, num_layers=2, lr=1e-2, log_every=1000)
     try:
         train(corpus, root / "tiny.pt", cfg, progress=False)

@@ -19,6 +19,7 @@ from models.char_rnn.alphabet import EOS_ID, UNK_ID, Alphabet
 from models.char_rnn.export import GRAPH, build_package, validate
 from models.char_rnn.infer import complete, greedy_ids
 from models.char_rnn.train import TrainConfig, load_model, train
+from tests.fixture_corpus import write_corpus
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
@@ -32,13 +33,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(checkpoint, package) from one short epoch on a corpus of a few functions."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("charrnn")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 40), ("valid", 4)):
-        with open(corpus / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = FUNCS[i % len(FUNCS)]
-                fh.write(json.dumps({"package": "fixture", "prompt": p, "target": t}) + "\n")
+    corpus = write_corpus(root, FUNCS, {"train": 40, "valid": 4}, {"package": "fixture"})
     ckpt = root / "tiny.pt"
     cfg = TrainConfig(epochs=1, batch_size=4, seq_len=32, hidden_size=16, num_layers=2, log_every=5)
     state = train(corpus, ckpt, cfg, progress=False)

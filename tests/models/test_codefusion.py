@@ -28,6 +28,7 @@ from models.codefusion.export import build_package, validate_graphs
 from models.codefusion.sample import reference_sample
 from models.codefusion.tokenizer import PAD_ID
 from models.codefusion.train import load_model, train
+from tests.fixture_corpus import CancelAfter, write_corpus
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
@@ -43,13 +44,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(checkpoint dir, package) from the ``tiny`` config on a corpus of a few functions."""
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("codefusion")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 40), ("valid", 4)):
-        with open(corpus / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = FUNCS[i % len(FUNCS)]
-                fh.write(json.dumps({"package": "fixture", "prompt": p, "target": t}) + "\n")
+    corpus = write_corpus(root, FUNCS, {"train": 40, "valid": 4}, {"package": "fixture"})
     ckpt = root / "ckpt"
     state = train(corpus, ckpt, named("tiny"), "tiny", log=lambda _m: None)
     assert state.phase == 3 and state.phase_steps == list(named("tiny").train.phase_steps)
@@ -145,20 +140,7 @@ def test_cancel_and_time_budget(engine: DiffusionEngine) -> None:
     with pytest.raises(Cancelled):
         engine.generate(PROMPT, GenerationConfig(seed=0), cancel=cancelled)
 
-    class CancelAfter:
-        """Cancels after two steps; counts run_waiting calls (one per step)."""
-
-        def __init__(self) -> None:
-            self.waits = 0
-
-        def run_waiting(self) -> float:
-            self.waits += 1
-            return 0.0
-
-        def is_set(self) -> bool:
-            return self.waits > 2
-
-    token = CancelAfter()
+    token = CancelAfter(2)
     with pytest.raises(Cancelled) as info:
         engine.generate(PROMPT, GenerationConfig(num_candidates=3, seed=0), cancel=token)
     partial = info.value.partial

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixture_corpus import write_corpus
+
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
     ('def sub(a, b):\n    """Return a minus b, as a number."""', "\n    diff = a - b\n    if diff < 0:\n        return 0\n    return diff"),
@@ -25,14 +27,7 @@ FUNCS = [
 
 
 def _corpus(root: Path) -> Path:
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 24), ("valid", 4)):
-        with open(corpus / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = FUNCS[i % len(FUNCS)]
-                fh.write(json.dumps({"package": "fixture", "name": "f", "prompt": p, "target": t}) + "\n")
-    return corpus
+    return write_corpus(root, FUNCS, {"train": 24, "valid": 4}, {"package": "fixture", "name": "f"})
 
 
 TRAINERS = {

@@ -27,6 +27,7 @@ from export.tiny import build_tiny_checkpoint, build_tiny_model, tiny_tokenizer
 from models.finetune.__main__ import main
 from models.finetune.data import IGNORE, encode_pair
 from models.finetune.train import TrainConfig, train
+from tests.fixture_corpus import write_corpus
 
 PAIRS = [
     ('def add(a, b):\n    """Return a + b."""', "\n    return a + b"),
@@ -45,14 +46,7 @@ def _threads() -> Iterator[None]:
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    root = tmp_path / "corpus"
-    root.mkdir()
-    for split, n in (("train", 24), ("valid", 4)):
-        with open(root / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = PAIRS[i % len(PAIRS)]
-                fh.write(json.dumps({"package": "fixture", "prompt": p, "target": t}) + "\n")
-    return root
+    return write_corpus(tmp_path, PAIRS, {"train": 24, "valid": 4}, {"package": "fixture"})
 
 
 def test_labels_mask_the_prompt() -> None:

@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from export.lora import ADAPTER_WEIGHTS
 from export.tiny import build_tiny_checkpoint
 from models.finetune.train import STATE_FILE
+from tests.fixture_corpus import write_corpus
 
 PAIRS = [
     ('def add(a, b):\n    """Return a + b."""', "\n    return a + b"),
@@ -37,13 +38,8 @@ def _free_port() -> int:
 @pytest.mark.slow  # three interpreter starts (~15 s)
 @pytest.mark.parametrize("sat", [False, True], ids=["plain", "sat"])
 def test_two_gloo_processes_match_one_process(tmp_path: Path, sat: bool) -> None:
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 16), ("valid", 4)):
-        with open(corpus / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = PAIRS[i % len(PAIRS)]  # unequal lengths: ranks see different token counts
-                fh.write(json.dumps({"prompt": p, "target": t}) + "\n")
+    # unequal lengths: ranks see different token counts
+    corpus = write_corpus(tmp_path, PAIRS, {"train": 16, "valid": 4})
     ckpt = build_tiny_checkpoint(tmp_path / "ckpt", "llama")
     common = ["-m", "models.finetune", "--base", str(ckpt), "--corpus", str(corpus), "--steps", "4",
               "--batch-size", "4", "--seq-len", "64", "--lr", "3e-3", "--valid-pairs", "4", "--threads", "1",

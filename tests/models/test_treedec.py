@@ -28,6 +28,7 @@ from export.errors import LogitsMismatch
 from models.treedec.config import named
 from models.treedec.export import validate_graphs
 from models.treedec.train import load_models, train
+from tests.fixture_corpus import CancelAfter, write_corpus
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
@@ -49,13 +50,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("treedec")
-    corpus = root / "corpus"
-    corpus.mkdir()
-    for split, n in (("train", 30), ("valid", 5)):
-        with open(corpus / f"{split}.jsonl", "w") as fh:
-            for i in range(n):
-                p, t = FUNCS[i % len(FUNCS)]
-                fh.write(json.dumps({"package": "fixture", "name": "f", "prompt": p, "target": t}) + "\n")
+    corpus = write_corpus(root, FUNCS, {"train": 30, "valid": 5}, {"package": "fixture", "name": "f"})
     ckpt = root / "ckpt"
     state = train(corpus, ckpt, named("tiny"), "tiny", "mutual", log=lambda _m: None)
     assert state["steps"] == named("tiny").train.max_steps
@@ -124,19 +119,8 @@ def test_cancel_time_budget_and_on_line(engine: TreeDecoderEngine) -> None:
     with pytest.raises(Cancelled):
         engine.generate(PROMPTS[0], cancel=cancelled)
 
-    class CancelAfter:
-        def __init__(self) -> None:
-            self.waits = 0
-
-        def run_waiting(self) -> float:
-            self.waits += 1
-            return 0.0
-
-        def is_set(self) -> bool:
-            return self.waits > 2
-
     with pytest.raises(Cancelled) as info:
-        engine.generate(PROMPTS[0], GenerationConfig(num_candidates=2, max_new_tokens=200), cancel=CancelAfter())
+        engine.generate(PROMPTS[0], GenerationConfig(num_candidates=2, max_new_tokens=200), cancel=CancelAfter(2))
     partial = info.value.partial
     assert partial is not None and [g.finish_reason for g in partial.generations] == ["cancelled"] * 2
 
