@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
+from ..modelpkg import ManifestInvalid, ModelPackage
 from .config import CancelLike, GenerationConfig, OnLine, run_waiting
 from .generate import open_graphs
 from .providers import ProviderChoice, physical_cores
 from .results import Cancelled, FinishReason, Generation, GenerationResult
+from .sampling import log_softmax
 
 log = logging.getLogger(__name__)
 
@@ -56,12 +57,6 @@ def candidate_noise(seed: int | None, n: int, shape: tuple[int, int]) -> np.ndar
     return out
 
 
-def log_softmax(logits: np.ndarray) -> np.ndarray:
-    m = logits.max(-1, keepdims=True)
-    z = logits - m
-    return z - np.log(np.exp(z).sum(-1, keepdims=True))
-
-
 class DiffusionEngine:
     """A loaded diffusion package ready to generate."""
 
@@ -75,8 +70,7 @@ class DiffusionEngine:
         if not isinstance(spec, dict):
             raise ManifestInvalid(package.root, "kind 'diffusion' needs extra.diffusion (schedule, steps, lengths)")
         self._read_spec(spec)
-        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice)
-        self._check_names()
+        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice, self.names)
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         steps = getattr(options, "steps", None)
         self.steps = self.default_steps if steps is None else int(steps)
@@ -119,16 +113,6 @@ class DiffusionEngine:
             raise ManifestInvalid(root, f"extra.diffusion.alphas_cumprod must hold {self.timesteps} values in (0, 1)")
         if not 1 <= self.default_steps <= self.timesteps:
             raise ManifestInvalid(root, f"extra.diffusion.default_steps {self.default_steps} not in 1..{self.timesteps}")
-
-    def _check_names(self) -> None:
-        for g, sess in self.sessions.items():
-            want_in, want_out = self.names[g]
-            have_in = tuple(i.name for i in sess.get_inputs())
-            have_out = tuple(o.name for o in sess.get_outputs())
-            if set(want_in) != set(have_in) or not set(want_out) <= set(have_out):
-                raise IONameMismatch(self.package.root, f"variant '{self.variant.name}' graph '{g}' has inputs "
-                                                        f"{list(have_in)} outputs {list(have_out)}, manifest wants "
-                                                        f"{list(want_in)} / {list(want_out)}")
 
     # -- the BodyModel interface ---------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:

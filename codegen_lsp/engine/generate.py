@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from ..modelpkg import Manifest, ManifestInvalid, ModelPackage, Variant, check_io_names
+from ..modelpkg import IONameMismatch, Manifest, ManifestInvalid, ModelPackage, Variant, check_io_names
 from .config import CancelLike, GenerationConfig, OnLine, run_waiting
 from .decode import Prefilled, TextOf, decode
 from .prefix_cache import PrefixCache
@@ -45,18 +45,31 @@ def session_options(threads: int) -> ort.SessionOptions:
     return opts
 
 
+GraphNames = dict[str, tuple[tuple[str, ...], tuple[str, ...]]]
+"""Per graph: the inputs it must take (exactly) and the outputs it must have (at least)."""
+
+
 def open_graphs(package: ModelPackage, variant: Variant, graphs: tuple[str, ...], threads: int,
-                choice: ProviderChoice) -> dict[str, ort.InferenceSession]:
-    """One session per named graph of a multi-graph variant (the research kinds); ManifestInvalid when
-    the variant lacks one."""
+                choice: ProviderChoice, names: GraphNames) -> dict[str, ort.InferenceSession]:
+    """One session per named graph of a multi-graph variant (the research kinds), its I/O names checked
+    against ``names``: ManifestInvalid when the variant lacks a graph, IONameMismatch when a graph's
+    names differ."""
     missing = [g for g in graphs if g not in variant.graphs]
     if missing:
         raise ManifestInvalid(package.root, f"variant '{variant.name}' of kind '{package.manifest.kind}' needs "
                                             f"graphs {list(graphs)}, missing {missing} (has {sorted(variant.graphs)})")
     opts = session_options(threads)
     with stdout_to_stderr():
-        return {g: ort.InferenceSession(str(package.path(variant.graphs[g])), opts, providers=choice.ort_providers)
-                for g in graphs}
+        sessions = {g: ort.InferenceSession(str(package.path(variant.graphs[g])), opts, providers=choice.ort_providers)
+                    for g in graphs}
+    for g, sess in sessions.items():
+        want_in, want_out = names[g]
+        have_in = [i.name for i in sess.get_inputs()]
+        have_out = [o.name for o in sess.get_outputs()]
+        if set(want_in) != set(have_in) or not set(want_out) <= set(have_out):
+            raise IONameMismatch(package.root, f"variant '{variant.name}' graph '{g}' has inputs {have_in} outputs "
+                                               f"{have_out}, the package wants {list(want_in)} -> {list(want_out)}")
+    return sessions
 
 
 def _malloc_trim() -> Callable[[int], int] | None:

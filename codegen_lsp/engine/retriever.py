@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from ..modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
+from ..modelpkg import ManifestInvalid, ModelPackage
 from .generate import open_graphs
 from .providers import ProviderChoice
 
@@ -51,8 +51,7 @@ class RetrieverEngine:
             self.pad_id = int(spec.get("pad_id", 0))
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestInvalid(package.root, f"extra.retriever: {exc!r}") from exc
-        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice)
-        self._check_names()
+        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice, {g: (INPUTS, (OUTPUT,)) for g in GRAPHS})
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         self.tokenizer.no_padding()
         self.tokenizer.no_truncation()
@@ -64,14 +63,6 @@ class RetrieverEngine:
             "max_code_tokens": self.max_tokens["code"],
         }
         log.info("retriever engine ready: %s", self.info)
-
-    def _check_names(self) -> None:
-        for g, sess in self.sessions.items():
-            have_in = [i.name for i in sess.get_inputs()]
-            have_out = [o.name for o in sess.get_outputs()]
-            if sorted(have_in) != sorted(INPUTS) or OUTPUT not in have_out:
-                raise IONameMismatch(self.package.root, f"variant '{self.variant.name}' graph '{g}': inputs "
-                                     f"{have_in} outputs {have_out}, expected {list(INPUTS)} -> ['{OUTPUT}']")
 
     # -- text -> ids ---------------------------------------------------------------------------
     def encode(self, texts: list[str], which: str) -> list[list[int]]:

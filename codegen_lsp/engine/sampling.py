@@ -11,7 +11,7 @@ _NUCLEUS_PROBE = 64
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise log-softmax of [B, V] float32 logits."""
+    """Log-softmax along the last axis (any leading shape; a 1-D vector too)."""
     m = logits.max(axis=-1, keepdims=True)
     shifted = logits - m
     return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))

@@ -20,7 +20,7 @@ from codegen_lsp.engine import GenerationConfig
 from codegen_lsp.engine.diffusion import DiffusionEngine, candidate_noise, step_times
 from codegen_lsp.engine.kinds import load_engine
 from codegen_lsp.engine.results import Cancelled
-from codegen_lsp.modelpkg import ManifestInvalid, UnknownKind, load_package
+from codegen_lsp.modelpkg import IONameMismatch, ManifestInvalid, UnknownKind, load_package
 from export.errors import LogitsMismatch
 from models.codefusion import schedule
 from models.codefusion.config import named
@@ -241,6 +241,12 @@ def test_unknown_things_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None
         load_engine(broken(lambda d: d["extra"].pop("diffusion"), "spec"), device="cpu")
     with pytest.raises(UnknownKind):
         load_engine(broken(lambda d: d.update(kind="diffusion-v9"), "kind"), device="cpu")
+
+    def rename_output(d: dict[str, Any]) -> None:  # the manifest promises an output the graph lacks
+        graphs = d["extra"]["diffusion"].setdefault("graphs", {})
+        graphs.setdefault("denoiser", {})["outputs"] = ["noise"]
+    with pytest.raises(IONameMismatch, match="graph 'denoiser'.*noise"):
+        load_engine(broken(rename_output, "io"), device="cpu")
 
 
 def test_broken_graph_caught(tiny: tuple[Path, Path]) -> None:

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from ...modelpkg import IONameMismatch, ManifestInvalid, ModelPackage
+from ...modelpkg import ManifestInvalid, ModelPackage
 from ..config import CancelLike, GenerationConfig, OnLine, run_waiting
 from ..generate import open_graphs
 from ..providers import ProviderChoice, physical_cores
 from ..results import Cancelled, FinishReason, Generation, GenerationResult
+from ..sampling import log_softmax
 from .grammar import ORDERS, PRIMITIVES, Action, Frontier, Grammar, build_body, copy_value, render, token_fits
 from .prompt import function_site
 
@@ -71,11 +72,6 @@ class Search:
     stopped: FinishReason | None = None
 
 
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    z = x - x.max()
-    return z - np.log(np.exp(z).sum())
-
-
 class TreeDecoderEngine:
     """A loaded tree-decoder package ready to generate."""
 
@@ -86,8 +82,7 @@ class TreeDecoderEngine:
         self.threads = getattr(options, "threads", None) or physical_cores()
         self.variant = v = package.choose_variant(choice.provider, getattr(options, "variant", None))
         self._read_spec(m.extra.get("treedec"))
-        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice)
-        self._check_names()
+        self.sessions = open_graphs(package, v, GRAPHS, self.threads, choice, self.names)
         self.tokenizer = Tokenizer.from_file(str(package.path(m.tokenizer)))
         self._index = {t: i for i, t in enumerate(self.tokens)}
         self.type_masks = {t: np.asarray([i > UNK_TOKEN and token_fits(t, tok) for i, tok in enumerate(self.tokens)])
@@ -123,16 +118,6 @@ class TreeDecoderEngine:
             raise ManifestInvalid(root, f"extra.treedec.order {self.order!r} is not one of {list(ORDERS)}")
         if self.start_id != self.grammar.num_rules + len(self.tokens):
             raise ManifestInvalid(root, "extra.treedec.start_action does not follow the rules and tokens")
-
-    def _check_names(self) -> None:
-        for g, sess in self.sessions.items():
-            want_in, want_out = self.names[g]
-            have_in = tuple(i.name for i in sess.get_inputs())
-            have_out = tuple(o.name for o in sess.get_outputs())
-            if set(want_in) != set(have_in) or not set(want_out) <= set(have_out):
-                raise IONameMismatch(self.package.root, f"variant '{self.variant.name}' graph '{g}' has inputs "
-                                                        f"{list(have_in)} outputs {list(have_out)}, manifest wants "
-                                                        f"{list(want_in)} / {list(want_out)}")
 
     # -- the BodyModel interface ---------------------------------------------------------------------
     def source(self, prompt: str) -> tuple[list[int], list[str], str]:
