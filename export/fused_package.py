@@ -28,8 +28,8 @@ from .fused import (
     graph_io_names,
     validate_fused,
 )
+from .package_writer import TOKENIZER_FILE, causal_lm_manifest
 
-TOKENIZER_FILE = "tokenizer.json"
 END_OF_TEXT = "<|endoftext|>"
 
 Plan = Sequence[tuple[str, Precision, Literal["cpu", "cuda"]]]
@@ -108,26 +108,7 @@ def build_fused_package(
     shutil.copyfile(checkpoint / TOKENIZER_FILE, stage / TOKENIZER_FILE)
     if not provenance.exporter_version:
         provenance.exporter_version = exporter_version()
-    manifest = Manifest(
-        name=name,
-        kind="causal-lm",
-        architecture=spec.name,
-        tokenizer=TOKENIZER_FILE,
-        num_layers=shape.num_layers,
-        num_attention_heads=shape.num_heads,
-        num_kv_heads=shape.num_kv_heads,
-        head_size=shape.head_size,
-        hidden_size=shape.hidden_size,
-        vocab_size=shape.vocab_size,
-        # The engine sizes its KV buffers from this; 8192 would cost ~350 MiB per sequence.
-        context_length=min(shape.context_length, context_cap),
-        special_tokens=tokens,
-        prompt=convention,
-        provenance=provenance,
-        variants=variants,
-        files=[],
-        extra={"trained_context_length": shape.context_length, **(extra or {})},
-    )
+    manifest = causal_lm_manifest(name, spec, shape, tokens, convention, provenance, variants, context_cap, extra)
     for v in variants:
         check_io_names(stage, manifest, v, *graph_io_names(stage / v.graph))
     listed = [TOKENIZER_FILE] + [p for v in variants for p in (v.graph, *v.external_data)]

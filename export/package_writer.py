@@ -48,6 +48,23 @@ from .validate import PROMPTS, RuntimeStepper, check_graph, open_session, valida
 
 TOKENIZER_FILE = "tokenizer.json"
 MAX_CONTEXT = 2048
+
+
+def causal_lm_manifest(name: str, spec: ArchSpec, shape: ModelShape, tokens: SpecialTokens,
+                       convention: PromptConvention, provenance: Provenance, variants: list[Variant],
+                       context_cap: int, extra: dict[str, Any] | None = None) -> Manifest:
+    """The manifest of a ``causal-lm`` package (files are filled in when it is written). The engine
+    sizes prompts and KV buffers from ``context_length``: a 32k window would ask ONNX Runtime for a
+    32k-position attention on a long file (and ~350 MiB of KV per sequence at 8k), so it is capped at
+    ``context_cap``; the trained window stays in ``extra``."""
+    return Manifest(
+        name=name, kind="causal-lm", architecture=spec.name, tokenizer=TOKENIZER_FILE,
+        num_layers=shape.num_layers, num_attention_heads=shape.num_heads, num_kv_heads=shape.num_kv_heads,
+        head_size=shape.head_size, hidden_size=shape.hidden_size, vocab_size=shape.vocab_size,
+        context_length=min(shape.context_length, context_cap), special_tokens=tokens, prompt=convention,
+        provenance=provenance, variants=variants, files=[],
+        extra={"trained_context_length": shape.context_length, **(extra or {})},
+    )
 """Most positions a package records (same cap as export/catalog.py)."""
 GRAPH_FILE = "model.onnx"
 _EOS_NAMES = ("</s>", "<|endoftext|>", "<|im_end|>", "<|eot_id|>", "<eos>")
@@ -267,34 +284,15 @@ def export_causal_lm(model: Any, tokenizer_json: Path, source: Source, options: 
             variant.validation["seconds"] = b.seconds  # derive + validate this variant
             built.append(b)
         shutil.copyfile(tokenizer_json, stage / TOKENIZER_FILE)
-        manifest = Manifest(
-            name=options.name,
-            kind="causal-lm",
-            architecture=spec.name,
-            tokenizer=TOKENIZER_FILE,
-            num_layers=shape.num_layers,
-            num_attention_heads=shape.num_heads,
-            num_kv_heads=shape.num_kv_heads,
-            head_size=shape.head_size,
-            hidden_size=shape.hidden_size,
-            vocab_size=shape.vocab_size,
-            # The engine sizes prompts and KV buffers from this: a 32k window asks ONNX Runtime for a
-            # 32k-position attention on a long file; the trained window stays in extra.
-            context_length=min(shape.context_length, MAX_CONTEXT),
-            special_tokens=tokens,
-            prompt=convention,
-            provenance=Provenance(
-                source=str(source.path),
-                source_sha256=source.sha256,
-                license=options.license,
-                exporter_version=exporter_version(),
-                created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                notes=options.notes,
-            ),
-            variants=[],
-            files=[],
-            extra={"trained_context_length": shape.context_length},
+        provenance = Provenance(
+            source=str(source.path),
+            source_sha256=source.sha256,
+            license=options.license,
+            exporter_version=exporter_version(),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            notes=options.notes,
         )
+        manifest = causal_lm_manifest(options.name, spec, shape, tokens, convention, provenance, [], MAX_CONTEXT)
         for b in built:
             inputs, outputs = graph_io(stage / b.variant.graph)
             check_io_names(out, manifest, b.variant, inputs, outputs)
