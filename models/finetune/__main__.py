@@ -57,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--sat-alpha", type=float, default=1e-4, help="weight of the structure loss")
     ap.add_argument("--sat-layers", default="0", help="comma-separated attention layers (default: the first)")
     ap.add_argument("--sat-heads", default="", help="comma-separated heads of those layers (default: all)")
+    ap.add_argument("--sat-lr-scale", type=float, default=1.0,
+                    help="learning rate of SAT's learned a, b as a multiple of the schedule's")
     ap.add_argument("--keep-merged", action="store_true", help="keep the merged HF checkpoint in --out/merged")
     ap.add_argument("--name", default=None, help="package name (default: <base>-finetuned)")
     ap.add_argument("--no-progress", action="store_true")
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     bos = tokens.bos if prompt_convention(tokenizer, tokens.bos).add_bos else None
     pad = tokens.pad if tokens.pad is not None else tokens.eos[0]
     sat = SATConfig(alpha=args.sat_alpha, layers=_ints(args.sat_layers, "--sat-layers"),
-                    heads=_ints(args.sat_heads, "--sat-heads")) if args.sat else None
+                    heads=_ints(args.sat_heads, "--sat-heads"), lr_scale=args.sat_lr_scale) if args.sat else None
     cfg = TrainConfig(
         full=args.full, lora_rank=args.lora_rank, lora_alpha=args.lora_alpha,
         lora_targets=tuple(t for t in args.lora_targets.split(",") if t), steps=args.steps,

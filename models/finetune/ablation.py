@@ -46,7 +46,8 @@ def sampled_corpus(corpus: Path, out: Path, pairs: int) -> Path:
 
 
 def arm(args: argparse.Namespace, pairs: int, seed: int, alpha: float) -> dict[str, Any]:
-    name = f"n{pairs}-s{seed}-" + (f"sat{alpha:g}" if alpha else "plain")
+    scale = f"-ab{args.sat_lr_scale:g}" if alpha and args.sat_lr_scale != 1.0 else ""
+    name = f"n{pairs}-s{seed}-" + (f"sat{alpha:g}{scale}" if alpha else "plain")
     out = args.out / name
     done = out / "arm.json"
     if done.is_file():
@@ -57,7 +58,7 @@ def arm(args: argparse.Namespace, pairs: int, seed: int, alpha: float) -> dict[s
              "--out", str(out / "run"), "--steps", str(args.steps), "--batch-size", str(args.batch_size),
              "--seq-len", str(args.seq_len), "--seed", str(seed),
              "--valid-pairs", str(args.valid_pairs), "--threads", "2", "--nice", "0", "--no-progress",
-             "--no-cuda-variant", "--name", name, *(["--sat", "--sat-alpha", str(alpha)] if alpha else [])]
+             "--no-cuda-variant", "--name", name, *(["--sat", "--sat-alpha", str(alpha), "--sat-lr-scale", str(args.sat_lr_scale)] if alpha else [])]
     train_wall, train_cpu = _run(train, out / "train.log")
     report = json.loads((out / "run" / "history.json").read_text())
     evaluate = [sys.executable, "-m", "models.evaluate", "--model", str(out / "run" / "package"),
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", default="256", help="comma-separated training-set sizes (seeded samples)")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--alphas", default="0,1e-4", help="SAT weights; 0 is plain fine-tuning")
+    ap.add_argument("--sat-lr-scale", type=float, default=1.0, help="SAT arms: learning rate multiple for a, b")
     ap.add_argument("--steps", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--seq-len", type=int, default=256)

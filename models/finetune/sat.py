@@ -28,6 +28,9 @@ class SATConfig:
     """Attention layers whose probabilities are pulled toward the AST (the paper: the first)."""
     heads: tuple[int, ...] = ()
     """Heads of those layers (empty: all)."""
+    lr_scale: float = 1.0
+    """The learned ``a, b`` train at the schedule's learning rate times this: at 2e-4 they move ~0.006
+    in 32 steps, too slowly for the target's scale to adapt (docs/training.md, "SAT")."""
 
 
 def attention_modules(model: nn.Module) -> list[nn.Module]:

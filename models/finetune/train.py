@@ -186,7 +186,10 @@ def train(
     if world > 1 and cfg.batch_size % world:
         raise ValueError(f"{world} processes need --batch-size divisible by {world}")
     runner = dist.wrap(model)
-    opt = torch.optim.AdamW(params, lr=cfg.learning_rate(), weight_decay=cfg.weight_decay)
+    groups: list[dict[str, Any]] = [{"params": _trainable(model), "scale": 1.0}]
+    if sat is not None:
+        groups.append({"params": list(sat.parameters()), "scale": cfg.sat.lr_scale if cfg.sat else 1.0})
+    opt = torch.optim.AdamW(groups, lr=cfg.learning_rate(), weight_decay=cfg.weight_decay)
     result = TrainResult(steps=0, tokens=0, body_tokens=0, seconds=0.0)
     state_path = out_dir / STATE_FILE
     if resume and state_path.is_file():
@@ -213,7 +216,7 @@ def train(
         batch = [examples[i] for i in indices]
         mine = dist.part(indices)
         for group in opt.param_groups:
-            group["lr"] = _lr_at(result.steps, cfg)
+            group["lr"] = _lr_at(result.steps, cfg) * group["scale"]
         tensors = collate([examples[i] for i in mine], pad)
         if sat is not None:
             sat.watch(tensors["attention_mask"].to(device))

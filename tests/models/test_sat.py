@@ -133,6 +133,25 @@ def test_sat_trains_every_family(tmp_path: Path, corpus: Path, arch: str) -> Non
     assert not any(type(m).__name__ == "AttentionProbe" for m in trained.modules())
 
 
+def test_sat_lr_scale_speeds_up_only_a_and_b(tmp_path: Path, corpus: Path) -> None:
+    """``lr_scale`` multiplies the learning rate of SAT's a, b alone: the same run moves them ~100x
+    farther from their identity start, and the LoRA weights train at the schedule's rate."""
+    torch.set_num_threads(1)
+    moved, lrs = {}, {}
+    for scale in (1.0, 100.0):
+        model, tok = build_tiny_model("llama")
+        cfg = TrainConfig(steps=3, batch_size=4, seq_len=64, lr=1e-3, warmup=1, valid_pairs=2,
+                          sat=SATConfig(alpha=0.5, layers=(0,), lr_scale=scale))
+        result, _, _ = train(model, tok, corpus, tmp_path / f"run{scale:g}", cfg, eos_ids=[1], bos=None, pad=1,
+                             progress=False)
+        state = torch.load(tmp_path / f"run{scale:g}" / "train_state.pt", weights_only=False)
+        moved[scale] = abs(float(state["sat"]["affine.weight"]) - 1.0)
+        lrs[scale] = [g["lr"] for g in state["optimizer"]["param_groups"]]
+        assert [h["lr"] for h in result.history][-1] == pytest.approx(lrs[scale][0])
+    assert moved[1.0] > 0 and moved[100.0] > 20 * moved[1.0], moved
+    assert lrs[100.0][0] == pytest.approx(lrs[1.0][0]) and lrs[100.0][1] == pytest.approx(100 * lrs[1.0][1])
+
+
 def test_structure_gradient_reaches_only_the_probed_layer_and_below() -> None:
     from export.lora import LoRAConfig, attach
     from models.finetune.sat import SATObjective
