@@ -1,9 +1,12 @@
-"""Small on-disk corpora and cancel tokens shared by the training-side tests."""
+"""Small on-disk corpora, edited packages and cancel tokens shared by the training-side tests."""
 
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def write_corpus(root: Path, pairs: list[tuple[str, str]], sizes: dict[str, int],
@@ -33,3 +36,12 @@ class CancelAfter:
 
     def is_set(self) -> bool:
         return self.waits > self.steps
+
+
+def edited_package(src: Path, dest: Path, edit: Callable[[dict[str, Any]], Any]) -> Path:
+    """A copy of package ``src`` at ``dest`` whose manifest ``edit`` changed in place (bad-package tests)."""
+    shutil.copytree(src, dest)
+    data = json.loads((dest / "manifest.json").read_text())
+    edit(data)
+    (dest / "manifest.json").write_text(json.dumps(data))
+    return dest

@@ -6,8 +6,6 @@ reference sampler, determinism for a fixed seed, and the engine's control flow."
 
 from __future__ import annotations
 
-import json
-import shutil
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,7 @@ from models.codefusion.export import build_package, validate_graphs
 from models.codefusion.sample import reference_sample
 from models.codefusion.tokenizer import PAD_ID
 from models.codefusion.train import load_model, train
-from tests.fixture_corpus import CancelAfter, write_corpus
+from tests.fixture_corpus import CancelAfter, edited_package, write_corpus
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
@@ -224,12 +222,7 @@ def test_unknown_things_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None
             load_engine(tiny[1], device="cpu", threads=1, steps=steps)
 
     def broken(edit: Any, name: str) -> Path:
-        pkg = tmp_path / name
-        shutil.copytree(tiny[1], pkg)
-        data = json.loads((pkg / "manifest.json").read_text())
-        edit(data)
-        (pkg / "manifest.json").write_text(json.dumps(data))
-        return pkg
+        return edited_package(tiny[1], tmp_path / name, edit)
 
     with pytest.raises(ManifestInvalid, match="sampler"):
         load_engine(broken(lambda d: d["extra"]["diffusion"].update(sampler="ddpm"), "sampler"), device="cpu")

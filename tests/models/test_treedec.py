@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -28,7 +27,7 @@ from export.errors import LogitsMismatch
 from models.treedec.config import named
 from models.treedec.export import validate_graphs
 from models.treedec.train import load_models, train
-from tests.fixture_corpus import CancelAfter, write_corpus
+from tests.fixture_corpus import CancelAfter, edited_package, write_corpus
 
 FUNCS = [
     ('def add(a, b):\n    """Return the sum of a and b."""', "\n    total = a + b\n    return total"),
@@ -144,12 +143,7 @@ def test_broken_graph_caught(tiny: tuple[Path, Path]) -> None:
 
 def test_bad_packages_refused(tiny: tuple[Path, Path], tmp_path: Path) -> None:
     def broken(edit: Any, name: str) -> Path:
-        pkg = tmp_path / name
-        shutil.copytree(tiny[1], pkg)
-        data = json.loads((pkg / "manifest.json").read_text())
-        edit(data)
-        (pkg / "manifest.json").write_text(json.dumps(data))
-        return pkg
+        return edited_package(tiny[1], tmp_path / name, edit)
 
     with pytest.raises(ManifestInvalid, match="order"):
         load_engine(broken(lambda d: d["extra"]["treedec"].update(order="inorder"), "order"), device="cpu")
